@@ -1,0 +1,86 @@
+"""The array backend: NumPy on the CPU or CuPy on an NVIDIA GPU.
+
+Every op and layer receives a :class:`Backend` and computes only through its array
+module ``xp``, so one piece of code runs on both. Nothing here is global: two backends
+(float32 for training, float64 for gradient checks) can live side by side.
+
+Weights are always drawn on the host from a ``numpy.random.Generator`` and then moved
+with :meth:`Backend.asarray`, so one seed gives the same model on either backend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BACKEND_NAMES = ("numpy", "cupy")
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here (e.g. CuPy missing or no CUDA device)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array module plus the dtype every array of a model uses.
+
+    name:  "numpy" or "cupy"
+    xp:    the array module (``numpy`` or ``cupy``)
+    dtype: the floating dtype of data and parameters (float32 by default)
+    """
+
+    name: str
+    xp: Any
+    dtype: Any = np.float32
+
+    def asarray(self, a, dtype=None):
+        """Host or device array -> array of this backend, in ``dtype`` (default: ``self.dtype``)."""
+        return self.xp.asarray(a, dtype=self.dtype if dtype is None else dtype)
+
+    def to_numpy(self, a) -> np.ndarray:
+        """Array of this backend -> NumPy array on the host (a copy only when needed)."""
+        if self.name == "cupy":
+            return self.xp.asnumpy(a)
+        return np.asarray(a)
+
+    def with_dtype(self, dtype) -> "Backend":
+        """The same backend computing in another dtype (float64 for gradient checks)."""
+        return Backend(self.name, self.xp, np.dtype(dtype).type)
+
+
+def _load_cupy():
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "backend 'cupy' needs CuPy: install it with `pip install 'tinysiamese[gpu]'` "
+            "(or the cupy-cudaXXx wheel matching your CUDA), or use --backend numpy"
+        ) from exc
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise BackendUnavailableError("no CUDA device found")
+        cupy.zeros(1).sum().item()  # fails early if the driver or device is unusable
+    except BackendUnavailableError:
+        raise BackendUnavailableError(
+            "backend 'cupy': CuPy is installed but no CUDA device is usable; use --backend numpy"
+        ) from None
+    except Exception as exc:  # CUDA driver/runtime errors have many types
+        raise BackendUnavailableError(
+            f"backend 'cupy': CuPy is installed but no CUDA device is usable ({exc}); "
+            "use --backend numpy"
+        ) from None
+    return cupy
+
+
+def get_backend(name: str = "numpy", dtype=np.float32) -> Backend:
+    """Return the backend called ``name`` ("numpy" or "cupy") computing in ``dtype``.
+
+    Raises ValueError for an unknown name and BackendUnavailableError when CuPy or a
+    CUDA device is missing.
+    """
+    if name == "numpy":
+        return Backend("numpy", np, np.dtype(dtype).type)
+    if name == "cupy":
+        return Backend("cupy", _load_cupy(), np.dtype(dtype).type)
+    raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
