@@ -84,3 +84,16 @@ def get_backend(name: str = "numpy", dtype=np.float32) -> Backend:
     if name == "cupy":
         return Backend("cupy", _load_cupy(), np.dtype(dtype).type)
     raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
+
+
+def array_module(x):
+    """The array module that owns ``x``: CuPy for a CuPy array, else NumPy.
+
+    Lets parameter-free layers (ReLU, MaxPool2D, ...) be built without a backend and
+    follow their input. CuPy is imported only when the input already is a CuPy array.
+    """
+    if hasattr(x, "__cuda_array_interface__"):
+        import cupy
+
+        return cupy
+    return np

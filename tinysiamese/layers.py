@@ -1,0 +1,200 @@
+"""Layers: thin classes over the pure ops in :mod:`tinysiamese.ops`.
+
+Every layer has the same small API and no base class::
+
+    layer.forward(x) -> y        # keeps one cache for backward
+    layer.backward(dy) -> dx     # fills layer.grads[k] for every k in layer.params
+    layer.params, layer.grads    # dicts: name -> array, same keys and shapes
+
+Parameters are drawn on the host from an explicit ``numpy.random.Generator`` and then
+moved to the backend, so one seed gives the same model on NumPy and on CuPy.
+
+Initialisation (``init``):
+  * ``"paper"`` (Koch et al. 2015, section 3.3): conv weights N(0, 1e-2), dense weights
+    N(0, 2e-1), biases N(0.5, 1e-2). The numbers are standard deviations.
+  * ``"fan_in"``: weights N(0, sqrt(2 / fan_in)) (He et al.), biases 0 for conv/dense.
+    Small nets start training much sooner with it; the presets choose.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .backend import array_module
+
+INITS = ("paper", "fan_in")
+
+
+def init_weight(rng: np.random.Generator, shape, fan_in: int, paper_std: float, init: str):
+    """Draw a weight tensor on the host (float64) for the given scheme."""
+    if init == "paper":
+        return rng.normal(0.0, paper_std, size=shape)
+    if init == "fan_in":
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+    raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
+
+
+def init_bias(rng: np.random.Generator, shape, init: str):
+    """Paper: N(0.5, 1e-2), which keeps ReLUs active at the start; fan_in: zeros."""
+    if init == "paper":
+        return rng.normal(0.5, 1e-2, size=shape)
+    return np.zeros(shape)
+
+
+class Conv2D:
+    """Valid, stride-1 convolution (cross-correlation).
+
+    x: (N, C, Hi, Wi) -> y: (N, F, Hi-K+1, Wi-K+1).
+    params: W (F, C, K, K), b (F,). cache: the input (backward unfolds it again).
+    backward: dW = dY · colsᵀ, dx = col2im(Wᵀ · dY), db = sum of dY over (N, Ho, Wo).
+    ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, *, backend, rng,
+                 init="paper", max_cols_bytes=8 * 2**20):
+        C, F, K = in_channels, out_channels, kernel_size
+        self.xp = backend.xp
+        self.max_cols_bytes = max_cols_bytes
+        self.params = {
+            "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
+            "b": backend.asarray(init_bias(rng, (F,), init)),
+        }
+        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
+        self.cache = None
+
+    def forward(self, x):
+        y, self.cache = ops.conv2d_forward(self.xp, x, self.params["W"], self.params["b"],
+                                           self.max_cols_bytes)
+        return y
+
+    def backward(self, dy):
+        dx, self.grads["W"][...], self.grads["b"][...] = ops.conv2d_backward(
+            self.xp, dy, self.cache, self.params["W"])
+        return dx
+
+
+class MaxPool2D:
+    """Non-overlapping max-pool. x: (N, C, Hi, Wi) -> y: (N, C, Hi//s, Wi//s).
+
+    No params. cache: the arg-max of each window. backward: each window's gradient goes
+    to its arg-max element only (the first one on ties).
+    """
+
+    def __init__(self, size=2, *, backend=None, rng=None):
+        self.size = size
+        self.xp = backend.xp if backend is not None else None
+        self.params, self.grads = {}, {}
+        self.cache = None
+
+    def forward(self, x):
+        self.xp = self.xp or array_module(x)
+        y, self.cache = ops.maxpool_forward(self.xp, x, self.size)
+        return y
+
+    def backward(self, dy):
+        return ops.maxpool_backward(self.xp, dy, self.cache, self.size)
+
+
+class Dense:
+    """Fully connected layer. x: (N, Din) -> y = x W + b: (N, Dout).
+
+    params: W (Din, Dout), b (Dout,). cache: x.
+    backward: dx = dy Wᵀ, dW = xᵀ dy, db = sum_n dy.
+    """
+
+    def __init__(self, in_features, out_features, *, backend, rng, init="paper"):
+        self.xp = backend.xp
+        self.params = {
+            "W": backend.asarray(init_weight(rng, (in_features, out_features), in_features,
+                                             2e-1, init)),
+            "b": backend.asarray(init_bias(rng, (out_features,), init)),
+        }
+        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
+        self.cache = None
+
+    def forward(self, x):
+        y, self.cache = ops.dense_forward(self.xp, x, self.params["W"], self.params["b"])
+        return y
+
+    def backward(self, dy):
+        dx, self.grads["W"][...], self.grads["b"][...] = ops.dense_backward(
+            self.xp, dy, self.cache, self.params["W"])
+        return dx
+
+
+class ReLU:
+    """y = max(x, 0). Any shape. cache: the mask x > 0. backward: dx = dy * mask."""
+
+    def __init__(self, *, backend=None, rng=None):
+        self.xp = backend.xp if backend is not None else None
+        self.params, self.grads = {}, {}
+        self.cache = None
+
+    def forward(self, x):
+        self.xp = self.xp or array_module(x)
+        y, self.cache = ops.relu_forward(self.xp, x)
+        return y
+
+    def backward(self, dy):
+        return ops.relu_backward(self.xp, dy, self.cache)
+
+
+class Sigmoid:
+    """y = 1 / (1 + e^-x), stable for any |x|. cache: y. backward: dx = dy y (1 - y)."""
+
+    def __init__(self, *, backend=None, rng=None):
+        self.xp = backend.xp if backend is not None else None
+        self.params, self.grads = {}, {}
+        self.cache = None
+
+    def forward(self, x):
+        self.xp = self.xp or array_module(x)
+        y, self.cache = ops.sigmoid_forward(self.xp, x)
+        return y
+
+    def backward(self, dy):
+        return ops.sigmoid_backward(self.xp, dy, self.cache)
+
+
+class Flatten:
+    """x: (N, C, H, W) -> y: (N, C*H*W). cache: the input shape. backward: reshape back."""
+
+    def __init__(self, *, backend=None, rng=None):
+        self.params, self.grads = {}, {}
+        self.cache = None
+
+    def forward(self, x):
+        self.cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self.cache)
+
+
+class WeightedL1:
+    """The siamese join: z = |h1 - h2| alpha + b, the logit that the pair matches.
+
+    forward(h1, h2): h1, h2 (N, D) -> z (N,); the probability is Sigmoid()(z).
+    backward(dz) -> (dh1, dh2): dh1 = dz alpha sign(h1 - h2) = -dh2,
+    dalpha = |h1 - h2|ᵀ dz, db = sum_n dz.
+    params: alpha (D,), b (1,). Paper init: alpha ~ N(0, 2e-1), b ~ N(0.5, 1e-2).
+    """
+
+    def __init__(self, features, *, backend, rng, init="paper"):
+        self.xp = backend.xp
+        self.params = {
+            "alpha": backend.asarray(init_weight(rng, (features,), features, 2e-1, init)),
+            "b": backend.asarray(init_bias(rng, (1,), init)),
+        }
+        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
+        self.cache = None
+
+    def forward(self, h1, h2):
+        z, self.cache = ops.weighted_l1_forward(self.xp, h1, h2, self.params["alpha"],
+                                                self.params["b"])
+        return z
+
+    def backward(self, dz):
+        dh1, dh2, self.grads["alpha"][...], self.grads["b"][...] = ops.weighted_l1_backward(
+            self.xp, dz, self.cache, self.params["alpha"])
+        return dh1, dh2

@@ -1,0 +1,208 @@
+"""Pure forward/backward pairs: the arithmetic of every layer, simplest first.
+
+Each ``*_forward`` returns ``(y, cache)`` and each ``*_backward`` takes the upstream
+gradient ``dy`` and that cache and returns the gradients. Nothing is stored anywhere
+else, nothing is mutated, and every function takes the array module ``xp`` (NumPy or
+CuPy) explicitly, so the same code runs on the CPU and the GPU.
+
+Names: ``dy`` is the upstream gradient, ``dx``/``dW``/``db`` the results; spatial sizes
+are ``Hi, Wi`` (input) and ``Ho, Wo`` (output), ``K`` is the kernel size, so ``W``
+always means a weight.
+"""
+from __future__ import annotations
+
+
+# --------------------------------------------------------------------------- ReLU
+def relu_forward(xp, x):
+    """y = max(x, 0), elementwise. x: any shape. cache: y (y > 0 exactly where x > 0)."""
+    y = xp.maximum(x, 0)
+    return y, y
+
+
+def relu_backward(xp, dy, y):
+    """dx = dy where x > 0, else 0 (the kink at 0 gets gradient 0)."""
+    return dy * (y > 0)
+
+
+# --------------------------------------------------------------------------- Sigmoid
+def sigmoid(xp, x):
+    """sigma(x) = 1 / (1 + e^-x), computed from e^-|x| so it never overflows."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def sigmoid_forward(xp, x):
+    """y = sigma(x). x: any shape. cache: y itself."""
+    y = sigmoid(xp, x)
+    return y, y
+
+
+def sigmoid_backward(xp, dy, y):
+    """dx = dy * sigma'(x) = dy * y (1 - y)."""
+    return dy * y * (1 - y)
+
+
+# --------------------------------------------------------------------------- Dense
+def dense_forward(xp, x, W, b):
+    """y = x W + b.  x: (N, Din), W: (Din, Dout), b: (Dout,) -> y: (N, Dout)."""
+    return x @ W + b, x
+
+
+def dense_backward(xp, dy, x, W):
+    """dy: (N, Dout) -> dx: (N, Din), dW: (Din, Dout), db: (Dout,).
+
+    dx = dy Wᵀ; dW = xᵀ dy (summed over the batch by the product); db = sum_n dy.
+    """
+    return dy @ W.T, x.T @ dy, dy.sum(axis=0)
+
+
+# --------------------------------------------------------------------------- Weighted L1
+def weighted_l1_forward(xp, h1, h2, alpha, b):
+    """The siamese join: z = |h1 - h2| alpha + b.
+
+    h1, h2: (N, D) twin features; alpha: (D,); b: (1,) -> z: (N,) logits.
+    cache: (d, a) with d = h1 - h2 and a = |d|.
+    """
+    d = h1 - h2
+    a = xp.abs(d)
+    return a @ alpha + b[0], (d, a)
+
+
+def weighted_l1_backward(xp, dz, cache, alpha):
+    """dz: (N,) -> dh1, dh2: (N, D), dalpha: (D,), db: (1,).
+
+    dalpha = aᵀ dz; dh1 = dz alpha sign(h1 - h2) = -dh2 (the kink h1 == h2 gets 0).
+    """
+    d, a = cache
+    dd = dz[:, None] * alpha[None, :] * xp.sign(d)
+    return dd, -dd, a.T @ dz, dz.sum(keepdims=True)
+
+
+# --------------------------------------------------------------------------- Max-pool
+def maxpool_forward(xp, x, size=2):
+    """Non-overlapping max-pool with window and stride ``size``.
+
+    x: (N, C, Hi, Wi) -> y: (N, C, Ho, Wo), Ho = Hi // size (odd edges are dropped).
+    The max is taken over the size*size strided slices x[..., i::s, j::s], one
+    elementwise maximum per window offset (no copy of the windows is made).
+    cache: (x, y).
+    """
+    Ho, Wo = x.shape[2] // size, x.shape[3] // size
+    y = None
+    for i in range(size):
+        for j in range(size):
+            xs = x[:, :, i : i + Ho * size : size, j : j + Wo * size : size]
+            y = xs.copy(order="K") if y is None else xp.maximum(y, xs, out=y)
+    return y, (x, y)
+
+
+def maxpool_backward(xp, dy, cache, size=2):
+    """dy: (N, C, Ho, Wo) -> dx: (N, C, Hi, Wi).
+
+    Each window's gradient goes to its one arg-max element, the first in row-major order
+    on ties (``free`` marks the windows still unassigned); every other element and the
+    dropped odd edge get 0.
+    """
+    x, y = cache
+    Ho, Wo = y.shape[2], y.shape[3]
+    dx = xp.zeros_like(x)  # same memory layout as x (channel-major after a conv)
+    free = xp.ones(y.shape, dtype=bool)
+    for i in range(size):
+        for j in range(size):
+            hit = free & (x[:, :, i : i + Ho * size : size, j : j + Wo * size : size] == y)
+            dx[:, :, i : i + Ho * size : size, j : j + Wo * size : size] = dy * hit
+            free &= ~hit
+    return dx
+
+
+# --------------------------------------------------------------------------- im2col
+def im2col(xp, x, K):
+    """Unfold every K x K patch of x into a column, for a valid, stride-1 convolution.
+
+    x: (N, C, Hi, Wi) -> cols: (C*K*K, N*Ho*Wo) with Ho = Hi - K + 1, Wo = Wi - K + 1.
+    Row (c, i, j) holds x[n, c, ho + i, wo + j] for every output position (n, ho, wo).
+    Built with K*K slice copies (one per kernel offset), never a loop over pixels.
+    """
+    N, C, Hi, Wi = x.shape
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    xt = x.transpose(1, 0, 2, 3)  # (C, N, Hi, Wi): a view; channels lead the rows
+    cols = xp.empty((C, K, K, N, Ho, Wo), dtype=x.dtype)
+    for i in range(K):
+        for j in range(K):
+            cols[:, i, j] = xt[:, :, i : i + Ho, j : j + Wo]
+    return cols.reshape(C * K * K, N * Ho * Wo)
+
+
+def col2im(xp, dcols, x_shape, K):
+    """The adjoint of im2col: add every column back onto the patch it came from.
+
+    dcols: (C*K*K, N*Ho*Wo) -> dx: (N, C, Hi, Wi). A pixel that sits in several patches
+    receives the sum of their gradients: one slice-add per kernel offset.
+    """
+    N, C, Hi, Wi = x_shape
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    dcols = dcols.reshape(C, K, K, N, Ho, Wo)
+    dxt = xp.zeros((C, N, Hi, Wi), dtype=dcols.dtype)
+    for i in range(K):
+        for j in range(K):
+            dxt[:, :, i : i + Ho, j : j + Wo] += dcols[:, i, j]
+    return dxt.transpose(1, 0, 2, 3)  # (N, C, Hi, Wi) view of channel-major memory
+
+
+# --------------------------------------------------------------------------- Conv2D
+def conv_chunks(x_shape, K, max_cols_bytes, itemsize):
+    """Split the batch into chunks whose im2col buffer stays under ``max_cols_bytes``.
+
+    Returns a list of (start, stop) sample ranges. A small buffer (a few MB) stays in the
+    CPU's cache between the unfolding copy and the matrix product that reads it, which is
+    faster than one huge buffer in main memory (the paper's conv2 on 256 images would need
+    5.6 GB at once) and bounds memory for any batch.
+    """
+    N, C, Hi, Wi = x_shape
+    per_sample = C * K * K * (Hi - K + 1) * (Wi - K + 1) * itemsize
+    step = max(1, min(N, int(max_cols_bytes // max(per_sample, 1))))
+    return [(s, min(s + step, N)) for s in range(0, N, step)]
+
+
+def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20):
+    """Valid, stride-1 cross-correlation, as every framework's "convolution".
+
+    x: (N, C, Hi, Wi), W: (F, C, K, K), b: (F,) -> y: (N, F, Ho, Wo),
+    y[n, f] = sum_{c,i,j} W[f, c, i, j] x[n, c, ho + i, wo + j] + b[f].
+    As one matrix product per chunk of samples, (F, C*K*K) @ (C*K*K, n*Ho*Wo), so that
+    BLAS does the arithmetic. cache: (x, max_cols_bytes); backward unfolds x again.
+    """
+    N, C, Hi, Wi = x.shape
+    F, _, K, _ = W.shape
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    W2 = W.reshape(F, C * K * K)
+    # The result is filled in channel-major memory (F, N, Ho, Wo) and returned as an
+    # (N, F, Ho, Wo) view: elementwise layers keep that layout, and the next im2col and
+    # this layer's backward then read it without a transposing copy.
+    yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)
+    for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
+        yt[:, s:e] = (W2 @ im2col(xp, x[s:e], K)).reshape(F, e - s, Ho, Wo)
+    yt += b[:, None, None, None]
+    return yt.transpose(1, 0, 2, 3), (x, max_cols_bytes)
+
+
+def conv2d_backward(xp, dy, cache, W):
+    """dy: (N, F, Ho, Wo) -> dx: (N, C, Hi, Wi), dW: (F, C, K, K), db: (F,).
+
+    With Y = W2 · cols:  dW2 = dY · colsᵀ (each filter sees every patch),
+    dcols = W2ᵀ · dY, and dx = col2im(dcols) (patches overlap, so their gradients add).
+    """
+    x, max_cols_bytes = cache
+    N, C, Hi, Wi = x.shape
+    F, _, K, _ = W.shape
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    W2 = W.reshape(F, C * K * K)
+    dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
+    db = dyt.sum(axis=(1, 2, 3))
+    dW2 = xp.zeros_like(W2)
+    dxt = xp.empty((C, N, Hi, Wi), dtype=x.dtype)  # channel-major, like the forward output
+    for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
+        dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
+        dW2 += dy2 @ im2col(xp, x[s:e], K).T
+        dxt[:, s:e] = col2im(xp, W2.T @ dy2, (e - s, C, Hi, Wi), K).transpose(1, 0, 2, 3)
+    return dxt.transpose(1, 0, 2, 3), dW2.reshape(W.shape), db

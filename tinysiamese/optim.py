@@ -1,0 +1,96 @@
+"""Momentum SGD with per-layer learning rates, momenta and L2 weights (Koch et al. 3.2).
+
+For the parameters w of layer j, at step t of epoch e:
+
+    Δw_t = μ_j(e) Δw_{t-1} - η_j(e) (∇L(w) + 2 λ_j w)
+    w    ← w + Δw_t
+
+η_j(e) = η_j · d^e (the paper decays by 1% per epoch: d = 0.99), and μ_j(e) rises
+linearly from 0.5 at epoch 0 to its final value μ_j, reached after ``momentum_epochs``.
+The schedules are pure functions of the epoch; the hyper-parameters (``groups``) are kept
+apart from the state (velocities keyed by parameter name, and the epoch).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Biases are not decayed: L2 on them only slows training (the paper's λ is on weights).
+DECAYED = ("W", "alpha")
+
+
+def learning_rate(lr0: float, epoch: int, decay: float = 0.99) -> float:
+    """η(e) = η_0 · decay^e."""
+    return lr0 * decay ** epoch
+
+
+def momentum(final: float, epoch: int, ramp_epochs: int, start: float = 0.5) -> float:
+    """μ(e): linear from ``start`` at epoch 0 to ``final`` at ``ramp_epochs``, then flat."""
+    if ramp_epochs <= 0 or epoch >= ramp_epochs:
+        return final
+    return start + (final - start) * epoch / ramp_epochs
+
+
+def momentum_step(w, v, g, lr: float, mu: float, l2: float):
+    """One update in place: v ← μ v - η (g + 2 λ w); w ← w + v. All arrays one shape."""
+    v *= mu
+    v -= lr * (g + (2.0 * l2) * w) if l2 else lr * g
+    w += v
+
+
+def make_groups(layer_names, optim_cfg: dict) -> dict:
+    """Per-layer hyper-parameters from a config: defaults, then ``layers`` overrides.
+
+    optim_cfg: {"lr", "momentum", "l2", "lr_decay", "momentum_epochs",
+                "layers": {"conv1": {"lr": ...}, ...}}  ->  {"conv1": {"lr", "momentum", "l2"}}
+    """
+    per_layer = optim_cfg.get("layers", {})
+    unknown = set(per_layer) - set(layer_names)
+    if unknown:
+        raise ValueError(f"optim.layers names unknown layers {sorted(unknown)}; the model has "
+                         f"{', '.join(layer_names)}")
+    groups = {}
+    for name in layer_names:
+        g = {k: float(optim_cfg[k]) for k in ("lr", "momentum", "l2")}
+        g.update({k: float(v) for k, v in per_layer.get(name, {}).items()})
+        groups[name] = g
+    return groups
+
+
+@dataclass
+class MomentumSGD:
+    """The optimiser: hyper-parameter groups (per layer) + state (velocities, epoch).
+
+    params, grads: a model's flat views {"conv1.W": array, ...} (the model's own arrays).
+    groups: {"conv1": {"lr": η_j, "momentum": μ_j, "l2": λ_j}, ...}, keyed by layer name.
+    """
+
+    params: dict
+    grads: dict
+    groups: dict
+    lr_decay: float = 0.99
+    momentum_epochs: int = 10
+    epoch: int = 0
+    velocities: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for k, w in self.params.items():
+            if k not in self.velocities:
+                self.velocities[k] = w * 0
+
+    def hyper(self, layer: str) -> tuple[float, float, float]:
+        """(η, μ, λ) of ``layer`` at the current epoch."""
+        g = self.groups[layer]
+        return (learning_rate(g["lr"], self.epoch, self.lr_decay),
+                momentum(g["momentum"], self.epoch, self.momentum_epochs), g["l2"])
+
+    def step(self) -> None:
+        """Apply one update to every parameter, from the gradients of the last backward."""
+        for k, w in self.params.items():
+            layer, tensor = k.split(".")
+            lr, mu, l2 = self.hyper(layer)
+            momentum_step(w, self.velocities[k], self.grads[k], lr, mu,
+                          l2 if tensor in DECAYED else 0.0)
+
+    def end_epoch(self) -> None:
+        """Advance the schedules: the next epoch's η and μ."""
+        self.epoch += 1
