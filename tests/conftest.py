@@ -1,0 +1,181 @@
+"""Shared fixtures for the data tests: the real data (skipped when absent) and fakes.
+
+Real data is looked up in ``$TINYSIAMESE_TEST_DATA``, else ``<repo>/../shared/data``.
+The fake Omniglot images carry their own identity: row 0 spells the character number and
+row 1 the drawer number in binary, so a test can tell which image ended up where.
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinysiamese import omniglot
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _real_data_dir() -> Path:
+    return Path(os.environ.get("TINYSIAMESE_TEST_DATA") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder with the real data sets (omniglot/, mnist/); skips the test if absent."""
+    path = _real_data_dir()
+    if not (path / "omniglot" / "images_background.zip").is_file():
+        pytest.skip(f"real data not found in {path} (set TINYSIAMESE_TEST_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def omniglot_dir(data_dir) -> Path:
+    return data_dir / "omniglot"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(data_dir) -> Path:
+    path = data_dir / "mnist"
+    if not (path / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST not found in {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    """One cache folder for the whole session, so real splits are decoded only once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def real_evaluation(omniglot_dir, session_cache) -> omniglot.OmniglotSplit:
+    return omniglot.load_split(omniglot_dir, "evaluation", cache_dir=session_cache)
+
+
+@pytest.fixture(scope="session")
+def real_background(omniglot_dir, session_cache) -> omniglot.OmniglotSplit:
+    return omniglot.load_split(omniglot_dir, "background", cache_dir=session_cache)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """No test reads or writes the user's ~/.cache or follows their environment."""
+    for var in ("TINYSIAMESE_DATA", "TINYSIAMESE_OMNIGLOT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TINYSIAMESE_CACHE", str(tmp_path_factory.getbasetemp() / "default-cache"))
+
+
+# --------------------------------------------------------------------------------------
+# Fake Omniglot
+
+
+def fake_strokes(char: int, drawer: int, size: int = 105) -> np.ndarray:
+    """(size, size) bool: a character-specific bar, nudged by the drawer, plus two ID rows."""
+    ink = np.zeros((size, size), dtype=bool)
+    top = 10 + (char * 7) % (size - 40)
+    left = 10 + (char * 13) % (size - 40) + drawer % 3
+    ink[top:top + 20, left:left + 4] = True
+    ink[top + 8:top + 11, left:left + 15] = True
+    ink[0, :16] = [(char >> bit) & 1 for bit in range(16)]
+    ink[1, :8] = [(drawer >> bit) & 1 for bit in range(8)]
+    return ink
+
+
+def read_ids(image: np.ndarray) -> tuple[int, int]:
+    """(H, W) image with ink > 0 -> (char, drawer) spelled by fake_strokes."""
+    bits = np.asarray(image) > 0
+    char = sum(int(b) << i for i, b in enumerate(bits[0, :16]))
+    drawer = sum(int(b) << i for i, b in enumerate(bits[1, :8]))
+    return char, drawer
+
+
+def png_bytes(strokes: np.ndarray) -> bytes:
+    """bool strokes -> 1-bit PNG, black ink on white like Omniglot."""
+    buf = io.BytesIO()
+    Image.fromarray(~strokes).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_fake_split(root: Path, split: str, alphabets: dict[str, int], *, as_zip: bool = True,
+                     n_drawers: int = 20, first_char: int = 1) -> Path:
+    """Write ``images_<split>`` (zip or folder) with ``alphabets = {name: n_characters}``.
+
+    Character numbers run on from ``first_char`` across alphabets (like Omniglot's NNNN).
+    Returns the zip or folder path.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    top = f"images_{split}"
+    files: dict[str, bytes] = {}
+    char = first_char
+    for alphabet, n_chars in alphabets.items():
+        files[f"{top}/{alphabet}/"] = b""
+        for c in range(1, n_chars + 1):
+            files[f"{top}/{alphabet}/character{c:02d}/"] = b""
+            for d in range(1, n_drawers + 1):
+                files[f"{top}/{alphabet}/character{c:02d}/{char:04d}_{d:02d}.png"] = png_bytes(fake_strokes(char, d))
+            char += 1
+    if as_zip:
+        path = root / f"{top}.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in files.items():
+                if name.endswith("/"):
+                    zf.writestr(name, b"")
+                else:
+                    zf.writestr(name, data)
+        return path
+    for name, data in files.items():
+        target = root / name
+        if name.endswith("/"):
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.write_bytes(data)
+    return root / top
+
+
+@pytest.fixture
+def fake_omniglot(tmp_path):
+    """Factory: fake_omniglot(split="background", alphabets={...}, as_zip=True) -> data root."""
+    def build(split: str = "background", alphabets: dict[str, int] | None = None, *, as_zip: bool = True,
+              root: Path | None = None, **kwargs) -> Path:
+        root = root or tmp_path / "omniglot"
+        write_fake_split(root, split, alphabets or {"Alpha": 3, "Beta": 2}, as_zip=as_zip, **kwargs)
+        return root
+    return build
+
+
+@pytest.fixture(scope="session")
+def fake_paper_root(tmp_path_factory) -> Path:
+    """A fake data root with the paper's alphabet names: 3 background alphabets of 4
+    characters, and all 20 evaluation alphabets with 3 characters each."""
+    root = tmp_path_factory.mktemp("fake-paper")
+    write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
+    names = sorted(omniglot.VAL_ALPHABETS + omniglot.TEST_ALPHABETS)
+    write_fake_split(root, "evaluation", {name: 3 for name in names}, first_char=100)
+    return root
+
+
+def fake_subset(alphabet_sizes=(3, 5, 4), n_drawers: int = 4, size: int = 12) -> omniglot.OmniglotSubset:
+    """An in-memory subset whose pixel [0, 0] is the character + 1 and [0, 1] the drawer + 1."""
+    n_chars = sum(alphabet_sizes)
+    images = np.zeros((n_chars, n_drawers, size, size), dtype=np.uint8)
+    images[:, :, 0, 0] = np.arange(1, n_chars + 1)[:, None]
+    images[:, :, 0, 1] = np.arange(1, n_drawers + 1)[None, :]
+    images[:, :, 4:8, 4:8] = omniglot.INK  # some ink in the middle
+    alphabet_of = np.repeat(np.arange(len(alphabet_sizes)), alphabet_sizes)
+    names = [f"A{a}" for a in range(len(alphabet_sizes))]
+    return omniglot.OmniglotSubset(
+        name="fake", images=images, alphabets=names,
+        characters=[f"{names[a]}/character{i:02d}" for i, a in enumerate(alphabet_of)],
+        alphabet_of=alphabet_of.astype(np.int64), drawers=tuple(range(1, n_drawers + 1)),
+    )
+
+
+def subset_ids(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, [1,] H, W) float images of fake_subset -> (character, drawer) per image, 0-based."""
+    x = np.asarray(x).reshape(len(x), *np.asarray(x).shape[-2:])
+    return (np.rint(x[:, 0, 0] * 255).astype(int) - 1, np.rint(x[:, 0, 1] * 255).astype(int) - 1)
