@@ -1,0 +1,96 @@
+"""bce_with_logits and l2_penalty: values, gradients, and stability for huge logits."""
+import warnings
+
+import numpy as np
+import pytest
+
+from reference import BACKEND_PARAMS, backend_or_skip, rel_err
+from tinysiamese.losses import bce_with_logits, l2_penalty
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request):
+    return backend_or_skip(request.param)
+
+
+def naive_bce(z, y):
+    p = 1 / (1 + np.exp(-z))
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def test_bce_equals_naive_formula(backend):
+    b64 = backend.with_dtype(np.float64)
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-6, 6, size=9)
+    y = (rng.random(9) < 0.5).astype(np.float64)
+    loss, dz = bce_with_logits(b64.asarray(z), b64.asarray(y))
+    assert abs(float(loss) - naive_bce(z, y)) < 1e-12 * naive_bce(z, y), "bce loss"
+    p = 1 / (1 + np.exp(-z))
+    assert rel_err(b64.to_numpy(dz), (p - y) / 9) < 1e-12, "bce dz"
+
+
+def test_bce_by_hand():
+    # z = 0: p = 1/2, loss = log 2 whatever the label; dz = (1/2 - y) / N
+    loss, dz = bce_with_logits(np.zeros(2), np.array([1.0, 0.0]))
+    assert abs(float(loss) - 0.6931471805599453) < 1e-15
+    np.testing.assert_array_equal(dz, [-0.25, 0.25])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_huge_logits(backend, dtype):
+    z = backend.asarray([1e4, -1e4, 1e4, -1e4], dtype=dtype)
+    y = backend.asarray([0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        loss, dz = bce_with_logits(z, y)
+        per_pair = [float(bce_with_logits(z[i:i + 1], y[i:i + 1])[0]) for i in range(4)]
+    # wrong label: loss = |z|; right label: loss = log(1 + e^-1e4) = 0
+    assert per_pair == [1e4, 1e4, 0.0, 0.0], per_pair
+    assert float(loss) == 5000.0, f"mean loss {float(loss)}"
+    assert dz.dtype == dtype
+    np.testing.assert_array_equal(backend.to_numpy(dz), [0.25, -0.25, 0.0, 0.0])
+
+
+def test_bce_dz_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    z = rng.uniform(-4, 4, size=7)
+    y = (rng.random(7) < 0.5).astype(np.float64)
+    _, dz = bce_with_logits(z, y)
+    h, num = 1e-6, np.zeros(7)
+    for i in range(7):
+        zp, zm = z.copy(), z.copy()
+        zp[i] += h
+        zm[i] -= h
+        num[i] = (float(bce_with_logits(zp, y)[0]) - float(bce_with_logits(zm, y)[0])) / (2 * h)
+    err = rel_err(dz, num)
+    assert err < 1e-8, f"bce dz rel error {err:.2e}"
+
+
+def test_bce_keeps_float32_gradient_with_float64_labels():
+    _, dz = bce_with_logits(np.array([0.5, -0.5], dtype=np.float32), np.array([1.0, 0.0]))
+    assert dz.dtype == np.float32
+
+
+def test_l2_penalty_by_hand():
+    params = {"a.W": np.array([1.0, -2.0]), "a.b": np.array([3.0]), "c.W": np.array([[0.5]])}
+    penalty, grads = l2_penalty(params, {"a.W": 0.1, "a.b": 0.0, "c.W": 2.0})
+    # 0.1 * (1 + 4) + 2 * 0.25 = 1.0; the bias (lambda 0) is left out
+    assert abs(float(penalty) - 1.0) < 1e-15, f"penalty {float(penalty)}"
+    assert set(grads) == {"a.W", "c.W"}
+    np.testing.assert_allclose(grads["a.W"], [0.2, -0.4], rtol=1e-15)  # 2 lambda w
+    np.testing.assert_allclose(grads["c.W"], [[2.0]], rtol=1e-15)
+
+
+def test_l2_penalty_gradient_matches_finite_differences():
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal(5)
+    _, grads = l2_penalty({"x.W": w}, {"x.W": 0.3})
+    h = 1e-6
+    num = [(float(l2_penalty({"x.W": w + h * e}, {"x.W": 0.3})[0])
+            - float(l2_penalty({"x.W": w - h * e}, {"x.W": 0.3})[0])) / (2 * h) for e in np.eye(5)]
+    assert rel_err(grads["x.W"], num) < 1e-8
+
+
+def test_l2_penalty_nothing_penalised():
+    penalty, grads = l2_penalty({"a.W": np.ones(3)}, {})
+    assert penalty == 0.0 and grads == {}
