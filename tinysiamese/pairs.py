@@ -1,0 +1,323 @@
+"""Same/different pairs for training the siamese net, prepared in a background thread.
+
+A *same* pair is one character drawn by two different drawers (label 1); a *different*
+pair is two different characters (label 0). Every minibatch holds half of each. To give
+every alphabet an equal share, each pair first picks its alphabet uniformly, then its
+characters; ``hard_negative_fraction`` of the different pairs take both characters from
+that one alphabet, like the within-alphabet one-shot test does.
+
+Distortions (Koch et al. section 3.3, see :mod:`tinysiamese.distort`), two ways:
+
+* ``distort=True`` (the default, practical): every image of every batch gets a fresh
+  random affine distortion - the net never sees the exact same pair twice.
+* ``distortions=k`` (the paper's scheme, with ``distort=False``): each drawn pair is
+  emitted once as is and k more times with random distortions, so an epoch holds
+  ``(k + 1) * pairs_per_epoch`` pairs; the paper uses k = 8.
+
+``fixed_pairs=True`` draws the pairs (and the distortions of ``distortions=k``) once from
+the seed and only reshuffles them each epoch, like the paper's fixed training set;
+otherwise every epoch draws new pairs.
+
+Determinism: everything epoch ``e`` produces depends only on ``(seed, e)`` - it is
+planned up front from ``numpy.random.default_rng([seed, stream, e])`` - so the background
+thread, the prefetch depth and resuming at an epoch or a batch change nothing.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from .distort import apply_affine, random_affine_params
+from .omniglot import as_float
+
+# Separate random streams: default_rng([seed, stream, ...]). (Trailing zeros do not change
+# a numpy seed, so streams differ in their second word, never only in their length.)
+_STREAM_FRESH_PAIRS, _STREAM_FIXED_PAIRS, _STREAM_ORDER = 1, 2, 3
+
+
+@dataclass
+class _Plan:
+    """One epoch, decided before any image is touched; batch b is rows [b*B, (b+1)*B).
+
+    char1, drawer1, char2, drawer2: (n,) int64, drawer as an index into the subset's drawers
+    same:   (n,) float32, 1 = same character
+    warp1, warp2: (n, 2, 3) inverse affine maps, or None when nothing is distorted
+    warped: (n,) bool, which rows to distort
+    """
+
+    char1: np.ndarray
+    drawer1: np.ndarray
+    char2: np.ndarray
+    drawer2: np.ndarray
+    same: np.ndarray
+    warp1: np.ndarray | None
+    warp2: np.ndarray | None
+    warped: np.ndarray | None
+
+
+class _Failure:
+    """An exception raised in the worker thread, carried to the consumer."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+class PairLoader:
+    """Minibatches ``(x1, x2, y)`` of pairs from an Omniglot subset.
+
+    x1, x2: (B, 1, H, W) arrays of ``backend`` in its float dtype, strokes 1
+    y:      (B,) same dtype, 1 = same character, 0 = different; the first B/2 are same
+
+    subset: an OmniglotSubset (or OmniglotSplit): ``images (n_chars, n_drawers, H, W)``
+            uint8 and ``alphabet_of (n_chars,)``
+    An epoch is ``(1 + distortions) * pairs_per_epoch // batch_size`` batches; the
+    remainder of the last incomplete batch is dropped. ``iter(loader)`` runs the next
+    epoch; :meth:`iter_epoch` runs a given one. ``prefetch`` batches are prepared ahead in
+    a background thread (0: prepare them in the caller's thread).
+    """
+
+    def __init__(self, subset, backend, *, batch_size: int = 128, pairs_per_epoch: int = 30_000,
+                 distort: bool = True, distortions: int = 0, fixed_pairs: bool = False,
+                 hard_negative_fraction: float = 0.0, seed: int = 0, prefetch: int = 2):
+        if batch_size < 2 or batch_size % 2:
+            raise ValueError(f"batch_size must be even (half same, half different pairs), not {batch_size}")
+        if distortions < 0:
+            raise ValueError(f"distortions must be 0 or more, not {distortions}")
+        if distort and distortions:
+            raise ValueError(
+                "choose distort=True (a fresh distortion of every image) or distortions=k "
+                "(k distorted copies of each pair, the paper's scheme), not both"
+            )
+        if not 0.0 <= hard_negative_fraction <= 1.0:
+            raise ValueError(f"hard_negative_fraction must lie in [0, 1], not {hard_negative_fraction}")
+        if seed < 0:
+            raise ValueError(f"seed must be 0 or more, not {seed}")
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be 0 or more, not {prefetch}")
+        images = subset.images
+        if images.ndim != 4 or images.shape[1] < 2:
+            raise ValueError(f"need images (n_chars, n_drawers >= 2, H, W), got {images.shape}")
+        counts = np.bincount(subset.alphabet_of)
+        if counts[counts > 0].min() < 2:
+            raise ValueError("every alphabet needs at least two characters to form different pairs")
+        self.subset = subset
+        self.backend = backend
+        self.batch_size = batch_size
+        self.pairs_per_epoch = pairs_per_epoch
+        self.distort = distort
+        self.distortions = distortions
+        self.fixed_pairs = fixed_pairs
+        self.hard_negative_fraction = hard_negative_fraction
+        self.seed = seed
+        self.prefetch = prefetch
+        if len(self) < 1:
+            raise ValueError(f"pairs_per_epoch {pairs_per_epoch} gives no full batch of {batch_size}")
+        self.epoch = 0             # the epoch iter(loader) runs next
+        self.wait_seconds = 0.0    # total time the consumer waited for a batch
+        self._active = None        # weak reference to the running epoch's generator, for close()
+        # The characters of each alphabet, as one flat array plus offsets, to pick them vectorised.
+        self._alphabets = np.flatnonzero(counts)
+        self._by_alphabet = np.argsort(subset.alphabet_of, kind="stable")
+        self._start = np.concatenate([[0], np.cumsum(counts)])[:-1]
+        self._count = counts
+        self._rank = np.empty(len(subset.alphabet_of), dtype=np.int64)  # a character's place in its alphabet
+        self._rank[self._by_alphabet] = np.arange(len(subset.alphabet_of)) - self._start[subset.alphabet_of[self._by_alphabet]]
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return (1 + self.distortions) * self.pairs_per_epoch // self.batch_size
+
+    # ----------------------------------------------------------------------------------
+    # Planning an epoch: which pairs, which distortions, in which order
+
+    def _pick_characters(self, rng, alphabet, n):
+        """A uniform character of each given alphabet -> (n,) character indices."""
+        j = rng.integers(0, self._count[alphabet], size=n)
+        return self._by_alphabet[self._start[alphabet] + j]
+
+    def _draw_pairs(self, rng, n_same, n_diff):
+        n_drawers = self.subset.images.shape[1]
+        # Same: one character, two different drawers.
+        alphabet = rng.choice(self._alphabets, size=n_same)
+        char = self._pick_characters(rng, alphabet, n_same)
+        d1 = rng.integers(0, n_drawers, size=n_same)
+        d2 = rng.integers(0, n_drawers - 1, size=n_same)
+        d2 += d2 >= d1  # skip d1: uniform over the other drawers
+        same = (char, d1, char, d2)
+        # Different: two characters, any drawers; hard ones share the first one's alphabet.
+        a1 = rng.choice(self._alphabets, size=n_diff)
+        c1 = self._pick_characters(rng, a1, n_diff)
+        hard = rng.random(n_diff) < self.hard_negative_fraction
+        a2 = np.where(hard, a1, rng.choice(self._alphabets, size=n_diff))
+        shared = a2 == a1
+        j = rng.integers(0, self._count[a2] - shared, size=n_diff)
+        j += shared & (j >= self._rank[c1])  # within one alphabet, skip c1 itself
+        c2 = self._by_alphabet[self._start[a2] + j]
+        diff = (c1, rng.integers(0, n_drawers, size=n_diff), c2, rng.integers(0, n_drawers, size=n_diff))
+        return same, diff
+
+    def _plan(self, epoch: int) -> _Plan:
+        size = self.subset.images.shape[-1]
+        pair_rng = np.random.default_rng(
+            [self.seed, _STREAM_FIXED_PAIRS] if self.fixed_pairs else [self.seed, _STREAM_FRESH_PAIRS, epoch]
+        )
+        order_rng = np.random.default_rng([self.seed, _STREAM_ORDER, epoch])
+        half = self.batch_size // 2
+        n_batches = len(self)
+        n_same = (self.pairs_per_epoch + 1) // 2
+        same, diff = self._draw_pairs(pair_rng, n_same, self.pairs_per_epoch - n_same)
+        copies = 1 + self.distortions
+
+        def expand(pairs):
+            """Emit each pair `copies` times (copy 0 undistorted), shuffle, keep what fills batches."""
+            n = len(pairs[0])
+            cols = [np.repeat(a, copies) for a in pairs]                 # (n * copies,)
+            warped = np.tile(np.arange(copies) > 0, n)
+            if self.distortions:  # the paper's copies: drawn with the pairs, so fixed_pairs fixes them too
+                w1 = random_affine_params(pair_rng, n * copies, size)
+                w2 = random_affine_params(pair_rng, n * copies, size)
+            keep = order_rng.permutation(n * copies)[: n_batches * half]
+            cols = [c[keep] for c in cols]
+            if self.distortions:
+                return cols, w1[keep], w2[keep], warped[keep]
+            if self.distort:
+                w1 = random_affine_params(order_rng, len(keep), size)
+                w2 = random_affine_params(order_rng, len(keep), size)
+                return cols, w1, w2, np.ones(len(keep), dtype=bool)
+            return cols, None, None, None
+
+        s_cols, s_w1, s_w2, s_warped = expand(same)
+        d_cols, d_w1, d_w2, d_warped = expand(diff)
+
+        def interleave(a, b):
+            """Batch b = `half` same rows then `half` different rows."""
+            if a is None:
+                return None
+            a = a.reshape(n_batches, half, *a.shape[1:])
+            b = b.reshape(n_batches, half, *b.shape[1:])
+            return np.concatenate([a, b], axis=1).reshape(n_batches * 2 * half, *a.shape[2:])
+
+        label = np.concatenate([np.ones(half, np.float32), np.zeros(half, np.float32)])
+        return _Plan(
+            *(interleave(s, d) for s, d in zip(s_cols, d_cols)),
+            same=np.tile(label, n_batches),
+            warp1=interleave(s_w1, d_w1),
+            warp2=interleave(s_w2, d_w2),
+            warped=interleave(s_warped, d_warped),
+        )
+
+    def _make_batch(self, plan: _Plan, b: int):
+        """Batch ``b`` of the plan as host arrays: x1, x2 (B, 1, H, W) float32, y (B,)."""
+        rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
+        images = self.subset.images
+        out = []
+        for char, drawer, warp in ((plan.char1, plan.drawer1, plan.warp1), (plan.char2, plan.drawer2, plan.warp2)):
+            x = as_float(images[char[rows], drawer[rows]])  # (B, H, W)
+            if warp is not None:
+                mask = plan.warped[rows]
+                if mask.any():
+                    x[mask] = apply_affine(x[mask], warp[rows][mask])
+            out.append(x[:, None])  # (B, 1, H, W)
+        return out[0], out[1], plan.same[rows]
+
+    # ----------------------------------------------------------------------------------
+    # Iterating, with a background thread
+
+    def __iter__(self):
+        """Run the next epoch (``self.epoch``, then advanced by one)."""
+        epoch = self.epoch
+        self.epoch += 1
+        return self.iter_epoch(epoch)
+
+    def iter_epoch(self, epoch: int, start_batch: int = 0):
+        """Generator of epoch ``epoch``'s batches, from batch ``start_batch`` on."""
+        if epoch < 0 or not 0 <= start_batch <= len(self):
+            raise ValueError(f"need epoch >= 0 and 0 <= start_batch <= {len(self)}, got {epoch}, {start_batch}")
+        self.close()  # one running epoch at a time
+        batches = self._batches(self._plan(epoch), range(start_batch, len(self)))
+        # Only a weak reference: a generator the caller drops is then closed at once (which
+        # stops its thread), instead of waiting in a reference cycle for the garbage collector.
+        self._active = weakref.ref(batches)
+        return batches
+
+    def _to_backend(self, batch):
+        # Moving to the device happens here, in the consumer's thread: CuPy arrays belong to
+        # the thread's current device and stream, which the worker thread does not share.
+        return tuple(self.backend.asarray(a) for a in batch)
+
+    def _batches(self, plan: _Plan, batch_ids: range):
+        if self.prefetch == 0:
+            for b in batch_ids:
+                yield self._to_backend(self._make_batch(plan, b))
+            return
+        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item) -> bool:
+            while not stop.is_set():  # a timeout, so a stopped consumer never strands us
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def work():
+            try:
+                for b in batch_ids:
+                    if not put(self._make_batch(plan, b)):
+                        return
+                put(_DONE)
+            except BaseException as exc:  # hand any failure to the consumer
+                put(_Failure(exc))
+
+        # A daemon thread never holds up interpreter exit; `stop` ends it when the
+        # iteration is closed, abandoned (garbage collected) or interrupted.
+        worker = threading.Thread(target=work, name="tinysiamese-pairs", daemon=True)
+        worker.start()
+        try:
+            while True:
+                start = time.perf_counter()
+                while True:
+                    try:
+                        item = ready.get(timeout=0.1)
+                        break
+                    except queue.Empty:
+                        if not worker.is_alive() and ready.empty():
+                            raise RuntimeError("the pair loader's worker thread ended unexpectedly") from None
+                self.wait_seconds += time.perf_counter() - start
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield self._to_backend(item)
+        finally:
+            stop.set()
+            worker.join(timeout=5.0)
+
+    def close(self) -> None:
+        """Stop the running epoch, if any, and its worker thread."""
+        batches = self._active() if self._active is not None else None
+        if batches is not None:
+            batches.close()
+        self._active = None
+
+    # ----------------------------------------------------------------------------------
+    # Resuming
+
+    def state(self) -> dict:
+        """JSON-ready state: with the same settings, ``set_state`` resumes at that epoch."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def set_state(self, state: dict) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ValueError(f"loader state is for seed {state['seed']}, but this loader has seed {self.seed}")
+        self.epoch = int(state["epoch"])
