@@ -1,0 +1,204 @@
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import fake_strokes, fake_subset, png_bytes, read_ids, subset_ids
+
+from tinysiamese import oneshot
+from tinysiamese.omniglot import DataError, paper_split
+
+
+# --------------------------------------------------------------------------------------
+# Within-alphabet trials
+
+
+def test_within_alphabet_trials_follow_lakes_protocol():
+    subset = fake_subset(alphabet_sizes=(6, 7, 5), n_drawers=4, size=10)
+    trials = oneshot.within_alphabet_trials(subset, n_way=5, n_trials=30, seed=1)
+    assert trials.test.shape == (30, 10, 10) and trials.support.shape == (30, 5, 10, 10)
+    assert trials.test.dtype == trials.support.dtype == np.float32 and trials.answer.dtype == np.int64
+    for t in range(30):
+        tc, td = subset_ids(trials.test[t:t + 1])
+        sc, sd = subset_ids(trials.support[t])
+        assert sc[trials.answer[t]] == tc[0], "the answer is the test image's character"
+        assert len(set(sc)) == 5, "N different characters"
+        assert set(subset.alphabet_of[sc]) == {subset.alphabets.index(trials.alphabet[t])}, "one alphabet"
+        assert len(set(sd)) == 1 and sd[0] != td[0], "supports by one drawer, the test by another"
+    # Trials come in sets of N sharing supports; each set tests each of its characters once.
+    for s in range(6):
+        block = slice(5 * s, 5 * s + 5)
+        assert sorted(trials.answer[block]) == [0, 1, 2, 3, 4]
+        np.testing.assert_array_equal(trials.support[5 * s], trials.support[5 * s + 4])
+    # Alphabets are taken in turn: 6 sets over 3 alphabets = 2 sets each.
+    assert sorted(np.unique(trials.alphabet, return_counts=True)[1]) == [10, 10, 10]
+
+
+def test_trials_are_deterministic_and_cut_short():
+    subset = fake_subset(alphabet_sizes=(6, 7, 5))
+    a = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
+    b = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
+    c = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=4)
+    np.testing.assert_array_equal(a.support, b.support)
+    assert a.alphabet == b.alphabet
+    assert not np.array_equal(a.support, c.support)
+    assert a.n_trials == 10 and a.answer.tolist()[8:] == [0, 1]  # the third set of 4 is cut at 2
+
+
+def test_too_many_ways_is_a_clear_error():
+    subset = fake_subset(alphabet_sizes=(6, 3, 5))
+    with pytest.raises(ValueError, match="A1 has 3: use at most 3 ways"):
+        oneshot.within_alphabet_trials(subset, n_way=4)
+    with pytest.raises(ValueError, match="at least 2 ways"):
+        oneshot.within_alphabet_trials(subset, n_way=1)
+
+
+def test_real_test_set_trials(real_evaluation):
+    test = paper_split(real_evaluation, "test")
+    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
+    assert trials.support.shape == (400, 20, 105, 105)
+    names, counts = np.unique(trials.alphabet, return_counts=True)
+    assert len(names) == 10 and set(counts) == {40}, "two sets of 20 per test alphabet"
+    assert set(names) == set(test.alphabets)
+    val = oneshot.within_alphabet_trials(paper_split(real_evaluation, "val"), n_trials=320)
+    assert sorted(np.unique(val.alphabet, return_counts=True)[1]) == [20] * 4 + [40] * 6
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _oracle(x1, x2):
+    """Knows the fake characters: 1 for the same character, 0 otherwise."""
+    return (subset_ids(x1)[0] == subset_ids(x2)[0]).astype(np.float32)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 1024])
+def test_evaluate_oracle_and_constant(batch_size):
+    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=30)
+    perfect = oneshot.evaluate(_oracle, trials, batch_size=batch_size)
+    assert perfect.accuracy == 1.0 and perfect.n_correct == 30 and perfect.n_way == 5
+    assert perfect.predicted.tolist() == trials.answer.tolist()
+    assert set(perfect.per_alphabet) == set(trials.alphabet)
+    assert sum(r["trials"] for r in perfect.per_alphabet.values()) == 30
+    # A constant score ties everywhere; ties go to support 0, right exactly when answer == 0.
+    flat = oneshot.evaluate(lambda a, b: np.zeros(len(a)), trials, batch_size=batch_size)
+    assert flat.accuracy == pytest.approx(np.mean(trials.answer == 0)) == pytest.approx(0.2)
+    assert (flat.predicted == 0).all()
+
+
+def test_evaluate_calls_score_with_pairs_of_the_right_shape():
+    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=15)
+    shapes = []
+
+    def spy(x1, x2):
+        shapes.append((x1.shape, x2.shape, x1.dtype, x2.dtype))
+        return _oracle(x1, x2)
+
+    oneshot.evaluate(spy, trials, batch_size=10)
+    assert shapes[0] == ((10, 1, 12, 12), (10, 1, 12, 12), np.float32, np.float32)
+    assert sum(s[0][0] for s in shapes) == 15 * 5
+
+
+def test_evaluate_rejects_bad_scores():
+    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=5)
+    with pytest.raises(ValueError, match="returned 1 values for 5 pairs"):
+        oneshot.evaluate(lambda a, b: np.zeros(1), trials, batch_size=5)
+    with pytest.raises(ValueError, match="NaN"):
+        oneshot.evaluate(lambda a, b: np.full(len(a), np.nan), trials)
+
+
+def test_result_to_dict_is_json_ready():
+    import json
+
+    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=10)
+    d = json.loads(json.dumps(oneshot.evaluate(_oracle, trials).to_dict()))
+    assert d["accuracy"] == 1.0 and d["trials"] == 10 and d["ways"] == 5 and len(d["ci95"]) == 2
+    assert all(set(v) == {"accuracy", "trials"} for v in d["per_alphabet"].values())
+
+
+def test_wilson_interval_hand_values():
+    # 5/10: centre (0.5 + 1.96^2/20) / (1 + 1.96^2/10) = 0.5, half-width 0.26340.
+    low, high = oneshot.wilson_interval(5, 10)
+    assert low == pytest.approx(0.23659, abs=1e-5) and high == pytest.approx(0.76341, abs=1e-5)
+    low, high = oneshot.wilson_interval(0, 10)  # no collapse to a point at 0%
+    assert low == 0.0 and high == pytest.approx(0.38416 / 1.38416, abs=1e-6)
+    low, high = oneshot.wilson_interval(370, 400)
+    assert low == pytest.approx(0.8949, abs=1e-4) and high == pytest.approx(0.9470, abs=1e-4)
+
+
+def test_trials_check_their_shapes():
+    with pytest.raises(ValueError, match="inconsistent trials"):
+        oneshot.Trials(np.zeros((3, 4, 4)), np.zeros((2, 5, 4, 4)), np.zeros(2, int), ["a", "b"])
+    with pytest.raises(ValueError, match="answers must lie"):
+        oneshot.Trials(np.zeros((1, 4, 4)), np.zeros((1, 5, 4, 4)), np.array([5]), ["a"])
+
+
+# --------------------------------------------------------------------------------------
+# Lake's runs
+
+
+def _write_runs(root, n_runs=2, n_way=3, as_zip=False, prefix="all_runs"):
+    """Lake's layout: runNN/{training/classMM.png, test/itemKK.png, class_labels.txt}.
+
+    Test item k of run r is character 10*r + perm[k], and class m is 10*r + m, so the
+    answer of item k is class perm[k]. Returns {run: perm}.
+    """
+    files, perms = {}, {}
+    for r in range(1, n_runs + 1):
+        run = f"run{r:02d}"
+        perm = np.random.default_rng(r).permutation(n_way)
+        perms[run] = perm
+        lines = []
+        for m in range(n_way):
+            files[f"{run}/training/class{m + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + m, 1))
+        for k in range(n_way):
+            files[f"{run}/test/item{k + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + perm[k], 2))
+            lines.append(f"{run}/test/item{k + 1:02d}.png {run}/training/class{perm[k] + 1:02d}.png")
+        files[f"{run}/class_labels.txt"] = ("\n".join(lines[::-1]) + "\n").encode()  # any line order
+    if as_zip:
+        path = root / "all_runs.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in files.items():
+                zf.writestr(f"{prefix}/{name}" if prefix else name, data)
+        return path, perms
+    base = root / prefix if prefix else root
+    for name, data in files.items():
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_bytes(data)
+    return root, perms
+
+
+@pytest.mark.parametrize("as_zip, prefix", [(False, ""), (False, "all_runs"), (True, "all_runs"), (True, "")])
+def test_load_lake_runs(tmp_path, as_zip, prefix):
+    path, perms = _write_runs(tmp_path, as_zip=as_zip, prefix=prefix)
+    trials = oneshot.load_lake_runs(path)
+    assert trials.support.shape == (6, 3, 105, 105) and trials.test.shape == (6, 105, 105)
+    assert trials.alphabet == ["run01"] * 3 + ["run02"] * 3
+    assert trials.answer.tolist() == perms["run01"].tolist() + perms["run02"].tolist()
+    for t in range(6):
+        assert read_ids(trials.test[t])[0] == read_ids(trials.support[t, trials.answer[t]])[0]
+    # Black on white in the file, strokes = 1 here.
+    np.testing.assert_array_equal(trials.support[0, 0] == 1.0, fake_strokes(10, 1))
+    assert set(np.unique(trials.support)) == {0.0, 1.0}
+
+
+def test_lake_runs_resized(tmp_path):
+    path, _ = _write_runs(tmp_path, n_runs=1, prefix="")
+    trials = oneshot.load_lake_runs(path, size=35)
+    assert trials.support.shape == (3, 3, 35, 35) and trials.support.max() <= 1.0
+
+
+def test_lake_runs_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        oneshot.load_lake_runs(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no runNN/class_labels.txt"):
+        oneshot.load_lake_runs(tmp_path / "empty")
+    root, _ = _write_runs(tmp_path / "a", n_runs=1, prefix="")
+    (root / "run01" / "class_labels.txt").write_text("run01/test/item01.png\n")
+    with pytest.raises(DataError, match="line 1"):
+        oneshot.load_lake_runs(root)
+    root, _ = _write_runs(tmp_path / "b", n_runs=1, prefix="")
+    (root / "run01" / "test" / "item02.png").unlink()
+    with pytest.raises(DataError, match="item02.png"):
+        oneshot.load_lake_runs(root)

@@ -1,0 +1,299 @@
+"""N-way one-shot trials and the evaluator that scores any similarity function on them.
+
+A trial shows one test image and N support images, exactly one of the same character;
+a model answers with the support it scores most similar. Three sources of trials:
+
+* :func:`within_alphabet_trials` - Lake et al.'s protocol on an Omniglot subset (Koch et
+  al. section 4.3): all N characters come from one alphabet, which is harder than mixing
+  alphabets;
+* :func:`load_lake_runs` - Lake's official 20 runs (``all_runs.zip``), 400 trials;
+* :func:`tinysiamese.mnist.mnist_trials` - 10-way trials on MNIST digits.
+
+:func:`evaluate` takes a ``score(x1, x2)`` function, so the siamese net and the baselines
+of :mod:`tinysiamese.baselines` are measured by the same code.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+import numpy as np
+
+from .omniglot import NATIVE_SIZE, DataError, OmniglotSubset, decode_png, strokes_to_ink, as_float
+
+
+@dataclass
+class Trials:
+    """T one-shot trials of N ways each.
+
+    test:     (T, H, W) float32, strokes 1, background 0
+    support:  (T, N, H, W) float32; ``support[t, answer[t]]`` is the test's character
+    answer:   (T,) int64 in [0, N)
+    alphabet: (T) the group each trial is reported under: alphabet, Lake run, or "mnist"
+    """
+
+    test: np.ndarray
+    support: np.ndarray
+    answer: np.ndarray
+    alphabet: list[str]
+
+    def __post_init__(self):
+        t, n = self.support.shape[:2]
+        if self.test.shape != (t, *self.support.shape[2:]) or self.answer.shape != (t,) or len(self.alphabet) != t:
+            raise ValueError(
+                f"inconsistent trials: test {self.test.shape}, support {self.support.shape}, "
+                f"answer {self.answer.shape}, {len(self.alphabet)} alphabet labels"
+            )
+        if t and not ((0 <= self.answer.min()) and (self.answer.max() < n)):
+            raise ValueError(f"answers must lie in [0, {n})")
+
+    @property
+    def n_trials(self) -> int:
+        return self.support.shape[0]
+
+    @property
+    def n_way(self) -> int:
+        return self.support.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self.support.shape[-1]
+
+
+def within_alphabet_trials(subset: OmniglotSubset, n_way: int = 20, n_trials: int = 400,
+                           seed: int = 0) -> Trials:
+    """Lake's within-alphabet N-way trials from an Omniglot subset.
+
+    Trials come in sets of ``n_way``: pick an alphabet, ``n_way`` of its characters and two
+    of the subset's drawers; each character as drawn by the first drawer is a test image,
+    matched against all ``n_way`` characters as drawn by the second. Alphabets are taken
+    in turn (in a seeded order), so with the paper's test set (10 alphabets, drawers
+    17-20) 400 trials are two sets of 20 per alphabet; 320 validation trials give 6
+    alphabets two sets and 4 one. A last incomplete set is cut short.
+    Deterministic for a given ``seed``.
+    """
+    if n_way < 2:
+        raise ValueError(f"a one-shot trial needs at least 2 ways, not {n_way}")
+    if n_trials < 1:
+        raise ValueError(f"need at least one trial, not {n_trials}")
+    if len(subset.drawers) < 2:
+        raise ValueError(f"within-alphabet trials need two drawers; the subset has {list(subset.drawers)}")
+    counts = np.bincount(subset.alphabet_of, minlength=len(subset.alphabets))
+    if counts.min() < n_way:
+        smallest = int(counts.argmin())
+        raise ValueError(
+            f"{n_way}-way trials need {n_way} characters per alphabet, but "
+            f"{subset.alphabets[smallest]} has {counts[smallest]}: use at most {counts.min()} ways"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(subset.alphabets))
+    tests, supports, answers, names = [], [], [], []
+    for s in range(math.ceil(n_trials / n_way)):
+        a = int(order[s % len(order)])
+        chars = rng.choice(np.flatnonzero(subset.alphabet_of == a), size=n_way, replace=False)
+        first, second = rng.choice(len(subset.drawers), size=2, replace=False)
+        support = as_float(subset.images[chars, second])                  # (N, H, W)
+        tests.append(as_float(subset.images[chars, first]))              # (N, H, W): trial j tests char j
+        supports.append(np.broadcast_to(support, (n_way, *support.shape)))  # (N, N, H, W)
+        answers.append(np.arange(n_way))
+        names += [subset.alphabets[a]] * n_way
+    return Trials(
+        test=np.concatenate(tests)[:n_trials],
+        support=np.concatenate(supports)[:n_trials],
+        answer=np.concatenate(answers)[:n_trials].astype(np.int64),
+        alphabet=names[:n_trials],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Lake's official 20 runs
+
+
+def _run_files(path: Path):
+    """-> (read(relative path) -> bytes, {run name: (run prefix, class_labels text)}).
+
+    ``path`` is ``all_runs.zip`` or a folder holding ``runNN/`` (possibly inside
+    ``all_runs/``). Names in class_labels.txt are relative to the folder holding the runs.
+    """
+    runs = {}
+    if path.is_file():
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DataError(f"{path} is not a readable zip archive ({exc})") from None
+        names = set(zf.namelist())
+        for name in sorted(names):
+            p = PurePosixPath(name)
+            if p.name == "class_labels.txt" and len(p.parts) <= 3 and re.fullmatch(r"run\d+", p.parent.name):
+                runs[p.parent.name] = (str(p.parent.parent) if len(p.parts) == 3 else "", zf.read(name).decode())
+
+        def read(rel: str) -> bytes:
+            try:
+                return zf.read(rel)
+            except KeyError:
+                raise DataError(f"{path} has no {rel}, named in its class_labels.txt") from None
+    elif path.is_dir():
+        for labels in sorted(path.glob("run*/class_labels.txt")) + sorted(path.glob("*/run*/class_labels.txt")):
+            if re.fullmatch(r"run\d+", labels.parent.name):
+                prefix = labels.parent.parent.relative_to(path).as_posix()
+                runs[labels.parent.name] = ("" if prefix == "." else prefix, labels.read_text())
+
+        def read(rel: str) -> bytes:
+            try:
+                return (path / rel).read_bytes()
+            except FileNotFoundError:
+                raise DataError(f"{path / rel}, named in a class_labels.txt, does not exist") from None
+    else:
+        raise FileNotFoundError(f"{path} does not exist; pass all_runs.zip or the folder holding run01/ ... run20/")
+    if not runs:
+        raise DataError(f"{path} holds no runNN/class_labels.txt; is it Lake's all_runs?")
+    return read, runs
+
+
+def _load_run_image(read, rel: str, size: int) -> np.ndarray:
+    try:
+        strokes = decode_png(read(rel))
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot read image {rel}: {exc}") from None
+    return as_float(strokes_to_ink(strokes[None], size))[0]  # same quantisation as the training data
+
+
+def load_lake_runs(path: str | os.PathLike, size: int = NATIVE_SIZE) -> Trials:
+    """Lake's official one-shot runs -> Trials (20 runs x 20 tests = 400 trials, 20-way).
+
+    Each ``runNN/`` holds ``training/classMM.png`` (the supports, in name order),
+    ``test/itemKK.png`` and ``class_labels.txt``, one line per test item:
+    ``runNN/test/itemKK.png runNN/training/classMM.png`` (its correct support).
+    Images are 105x105 black on white; they come back as strokes = 1, resized to ``size``.
+    """
+    read, runs = _run_files(Path(path))
+    tests, supports, answers, names = [], [], [], []
+    for run, (prefix, text) in runs.items():
+        pairs = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise DataError(f"{run}/class_labels.txt line {i}: expected 'test-image support-image', got {line!r}")
+            pairs.append(parts)
+        if not pairs:
+            raise DataError(f"{run}/class_labels.txt lists no trials")
+        classes = sorted({support for _, support in pairs})
+        if len(classes) != len(pairs):
+            raise DataError(f"{run}: {len(pairs)} test items but {len(classes)} distinct supports; each should appear once")
+
+        def rel(name: str) -> str:
+            return f"{prefix}/{name}" if prefix else name
+
+        support = np.stack([_load_run_image(read, rel(c), size) for c in classes])  # (N, H, W)
+        for item, answer in sorted(pairs):
+            tests.append(_load_run_image(read, rel(item), size))
+            supports.append(support)
+            answers.append(classes.index(answer))
+            names.append(run)
+    n_ways = {s.shape[0] for s in supports}
+    if len(n_ways) != 1:
+        raise DataError(f"the runs in {path} have different numbers of ways: {sorted(n_ways)}")
+    return Trials(np.stack(tests), np.stack(supports), np.array(answers, dtype=np.int64), names)
+
+
+# --------------------------------------------------------------------------------------
+# The evaluator
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion ``correct / n``.
+
+    Unlike the normal approximation p +- z sqrt(p(1-p)/n), it stays inside [0, 1] and
+    does not collapse to a point at 0% or 100% - which matters for 400 trials at 95%.
+    """
+    if n == 0:
+        return (0.0, 1.0)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class OneShotResult:
+    """Accuracy over T trials.
+
+    accuracy:     fraction correct, in [0, 1]
+    ci95:         (low, high) 95% Wilson interval of the accuracy
+    per_alphabet: {group: {"accuracy": float, "trials": int}}
+    predicted:    (T,) int64, the support each trial chose
+    """
+
+    accuracy: float
+    ci95: tuple[float, float]
+    n_trials: int
+    n_correct: int
+    n_way: int
+    per_alphabet: dict
+    predicted: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (without the per-trial predictions)."""
+        return {
+            "accuracy": self.accuracy,
+            "ci95": list(self.ci95),
+            "trials": self.n_trials,
+            "correct": self.n_correct,
+            "ways": self.n_way,
+            "per_alphabet": self.per_alphabet,
+        }
+
+
+def evaluate(score: Callable[[np.ndarray, np.ndarray], np.ndarray], trials: Trials,
+             batch_size: int = 1024) -> OneShotResult:
+    """Run every trial through ``score`` and count how often the right support wins.
+
+    score(x1, x2): x1, x2 (M, 1, H, W) float32 NumPy -> (M,) scores, higher = more similar.
+    Each trial's test image is paired with each of its N supports; pairs of several trials
+    go to ``score`` together, about ``batch_size`` pairs per call. Ties go to the first
+    support with the top score (argmax), so a constant score is right 1/N of the time.
+    """
+    t_total, n_way = trials.n_trials, trials.n_way
+    if t_total == 0:
+        raise ValueError("no trials to evaluate")
+    h, w = trials.test.shape[1:]
+    per_call = max(1, batch_size // n_way)  # trials per call
+    scores = np.empty((t_total, n_way), dtype=np.float64)
+    for start in range(0, t_total, per_call):
+        stop = min(start + per_call, t_total)
+        x1 = np.repeat(trials.test[start:stop], n_way, axis=0)[:, None]           # (t*N, 1, H, W)
+        x2 = np.ascontiguousarray(trials.support[start:stop]).reshape(-1, 1, h, w)  # (t*N, 1, H, W)
+        s = np.asarray(score(x1.astype(np.float32, copy=False), x2.astype(np.float32, copy=False)),
+                       dtype=np.float64).reshape(-1)
+        if s.shape[0] != x1.shape[0]:
+            raise ValueError(f"score returned {s.shape[0]} values for {x1.shape[0]} pairs")
+        if np.isnan(s).any():
+            raise ValueError("score returned NaN; a diverged model cannot be evaluated")
+        scores[start:stop] = s.reshape(stop - start, n_way)
+    predicted = scores.argmax(axis=1)
+    right = predicted == trials.answer
+    per_alphabet = {}
+    labels = np.array(trials.alphabet)
+    for name in dict.fromkeys(trials.alphabet):  # first-seen order
+        mine = labels == name
+        per_alphabet[name] = {"accuracy": float(right[mine].mean()), "trials": int(mine.sum())}
+    n_correct = int(right.sum())
+    return OneShotResult(
+        accuracy=n_correct / t_total,
+        ci95=wilson_interval(n_correct, t_total),
+        n_trials=t_total,
+        n_correct=n_correct,
+        n_way=n_way,
+        per_alphabet=per_alphabet,
+        predicted=predicted,
+    )
