@@ -69,6 +69,7 @@ def test_real_baselines_beat_chance(real_evaluation):
     trials = oneshot.within_alphabet_trials(paper_split(real_evaluation, "test"), n_way=20, n_trials=60, seed=0)
     small = oneshot.Trials(trials.test[:, ::3, ::3].copy(), trials.support[:, :, ::3, ::3].copy(),
                            trials.answer, trials.alphabet)  # 35x35: keeps the test quick
-    for score in (baselines.nn_score, baselines.hausdorff_score):
+    # Chance is 1/20; Hausdorff is far better than raw pixels (about 60% vs 15-20%).
+    for score, floor in ((baselines.nn_score, 0.08), (baselines.hausdorff_score, 0.4)):
         result = oneshot.evaluate(score, small)
-        assert result.accuracy > 0.1, f"{score.__name__}: {result.accuracy:.2f}, chance is 0.05"
+        assert result.accuracy > floor, f"{score.__name__}: {result.accuracy:.2f}"
