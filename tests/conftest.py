@@ -6,8 +6,10 @@ row 1 the drawer number in binary, so a test can tell which image ended up where
 """
 from __future__ import annotations
 
+import http.server
 import io
 import os
+import threading
 import zipfile
 from pathlib import Path
 
@@ -68,6 +70,58 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     for var in ("TINYSIAMESE_DATA", "TINYSIAMESE_OMNIGLOT_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TINYSIAMESE_CACHE", str(tmp_path_factory.getbasetemp() / "default-cache"))
+
+
+# --------------------------------------------------------------------------------------
+# A local web server
+
+
+class LocalServer:
+    """A local HTTP server on 127.0.0.1 serving ``files``; ``truncate`` names are cut off halfway."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.truncate: set[str] = set()
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                name = self.path.rsplit("/", 1)[-1]
+                server.requests.append(name)
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                data = server.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if name in server.truncate:  # promise everything, send half, hang up
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/python"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    """A LocalServer for the test; set ``server.files[name] = bytes`` to serve a file."""
+    s = LocalServer()
+    yield s
+    s.close()
 
 
 # --------------------------------------------------------------------------------------
@@ -179,3 +233,34 @@ def subset_ids(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, [1,] H, W) float images of fake_subset -> (character, drawer) per image, 0-based."""
     x = np.asarray(x).reshape(len(x), *np.asarray(x).shape[-2:])
     return (np.rint(x[:, 0, 0] * 255).astype(int) - 1, np.rint(x[:, 0, 1] * 255).astype(int) - 1)
+
+
+def write_lake_runs(root, n_runs=2, n_way=3, as_zip=False, prefix="all_runs"):
+    """Lake's layout: runNN/{training/classMM.png, test/itemKK.png, class_labels.txt}.
+
+    Test item k of run r is character 10*r + perm[k], and class m is 10*r + m, so the
+    answer of item k is class perm[k]. Returns {run: perm}.
+    """
+    files, perms = {}, {}
+    for r in range(1, n_runs + 1):
+        run = f"run{r:02d}"
+        perm = np.random.default_rng(r).permutation(n_way)
+        perms[run] = perm
+        lines = []
+        for m in range(n_way):
+            files[f"{run}/training/class{m + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + m, 1))
+        for k in range(n_way):
+            files[f"{run}/test/item{k + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + perm[k], 2))
+            lines.append(f"{run}/test/item{k + 1:02d}.png {run}/training/class{perm[k] + 1:02d}.png")
+        files[f"{run}/class_labels.txt"] = ("\n".join(lines[::-1]) + "\n").encode()  # any line order
+    if as_zip:
+        path = root / "all_runs.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in files.items():
+                zf.writestr(f"{prefix}/{name}" if prefix else name, data)
+        return path, perms
+    base = root / prefix if prefix else root
+    for name, data in files.items():
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_bytes(data)
+    return root, perms

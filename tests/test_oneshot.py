@@ -1,8 +1,6 @@
-import zipfile
-
 import numpy as np
 import pytest
-from conftest import fake_strokes, fake_subset, png_bytes, read_ids, subset_ids
+from conftest import fake_strokes, fake_subset, read_ids, subset_ids, write_lake_runs
 
 from tinysiamese import oneshot
 from tinysiamese.omniglot import DataError, paper_split
@@ -137,40 +135,9 @@ def test_trials_check_their_shapes():
 # Lake's runs
 
 
-def _write_runs(root, n_runs=2, n_way=3, as_zip=False, prefix="all_runs"):
-    """Lake's layout: runNN/{training/classMM.png, test/itemKK.png, class_labels.txt}.
-
-    Test item k of run r is character 10*r + perm[k], and class m is 10*r + m, so the
-    answer of item k is class perm[k]. Returns {run: perm}.
-    """
-    files, perms = {}, {}
-    for r in range(1, n_runs + 1):
-        run = f"run{r:02d}"
-        perm = np.random.default_rng(r).permutation(n_way)
-        perms[run] = perm
-        lines = []
-        for m in range(n_way):
-            files[f"{run}/training/class{m + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + m, 1))
-        for k in range(n_way):
-            files[f"{run}/test/item{k + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + perm[k], 2))
-            lines.append(f"{run}/test/item{k + 1:02d}.png {run}/training/class{perm[k] + 1:02d}.png")
-        files[f"{run}/class_labels.txt"] = ("\n".join(lines[::-1]) + "\n").encode()  # any line order
-    if as_zip:
-        path = root / "all_runs.zip"
-        with zipfile.ZipFile(path, "w") as zf:
-            for name, data in files.items():
-                zf.writestr(f"{prefix}/{name}" if prefix else name, data)
-        return path, perms
-    base = root / prefix if prefix else root
-    for name, data in files.items():
-        (base / name).parent.mkdir(parents=True, exist_ok=True)
-        (base / name).write_bytes(data)
-    return root, perms
-
-
 @pytest.mark.parametrize("as_zip, prefix", [(False, ""), (False, "all_runs"), (True, "all_runs"), (True, "")])
 def test_load_lake_runs(tmp_path, as_zip, prefix):
-    path, perms = _write_runs(tmp_path, as_zip=as_zip, prefix=prefix)
+    path, perms = write_lake_runs(tmp_path, as_zip=as_zip, prefix=prefix)
     trials = oneshot.load_lake_runs(path)
     assert trials.support.shape == (6, 3, 105, 105) and trials.test.shape == (6, 105, 105)
     assert trials.alphabet == ["run01"] * 3 + ["run02"] * 3
@@ -183,7 +150,7 @@ def test_load_lake_runs(tmp_path, as_zip, prefix):
 
 
 def test_lake_runs_resized(tmp_path):
-    path, _ = _write_runs(tmp_path, n_runs=1, prefix="")
+    path, _ = write_lake_runs(tmp_path, n_runs=1, prefix="")
     trials = oneshot.load_lake_runs(path, size=35)
     assert trials.support.shape == (3, 3, 35, 35) and trials.support.max() <= 1.0
 
@@ -194,11 +161,11 @@ def test_lake_runs_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no runNN/class_labels.txt"):
         oneshot.load_lake_runs(tmp_path / "empty")
-    root, _ = _write_runs(tmp_path / "a", n_runs=1, prefix="")
+    root, _ = write_lake_runs(tmp_path / "a", n_runs=1, prefix="")
     (root / "run01" / "class_labels.txt").write_text("run01/test/item01.png\n")
     with pytest.raises(DataError, match="line 1"):
         oneshot.load_lake_runs(root)
-    root, _ = _write_runs(tmp_path / "b", n_runs=1, prefix="")
+    root, _ = write_lake_runs(tmp_path / "b", n_runs=1, prefix="")
     (root / "run01" / "test" / "item02.png").unlink()
     with pytest.raises(DataError, match="item02.png"):
         oneshot.load_lake_runs(root)
