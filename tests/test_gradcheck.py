@@ -221,6 +221,10 @@ class MyReLU(ReLU):
 
 class Whatever:
     pass
+
+
+class DenseHelper:  # names a layer, but not at its end
+    pass
 '''
 
 
@@ -251,6 +255,7 @@ def test_load_student_layer(student_module):
     ("no_such_module_xyz:MyDense", "cannot import module 'no_such_module_xyz'"),
     ("{mod}:MyConv2D", "has no class 'MyConv2D'"),
     ("{mod}:Whatever", "end its name with one of Conv2D, MaxPool2D, Dense"),
+    ("{mod}:DenseHelper", "cannot tell which layer 'DenseHelper' replaces"),
 ])
 def test_load_student_layer_errors(student_module, spec, message):
     with pytest.raises(ValueError, match=re.escape(message)):

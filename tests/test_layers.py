@@ -126,7 +126,7 @@ def test_sigmoid_stable_and_exact_at_the_limits(backend, dtype):
     with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
         warnings.simplefilter("error")
         y = backend.to_numpy(layer.forward(backend.asarray(x, dtype=dtype)))
-        dx = backend.to_numpy(layer.backward(backend.asarray(np.ones_like(x))))
+        dx = backend.to_numpy(layer.backward(backend.asarray(np.ones_like(x), dtype=dtype)))
     assert y.dtype == dtype
     assert y[0] == 0.0 and y[1] == 0.0 and y[-1] == 1.0 and y[-2] == 1.0, f"limits: {y}"
     assert y[4] == 0.5
