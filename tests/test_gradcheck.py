@@ -189,6 +189,26 @@ def test_checker_catches_a_mean_instead_of_a_sum():
     assert r["dx"].passed and r["dW"].passed
 
 
+class InPlaceReLU(ReLU):
+    """Right values, but masks the caller's dy in place (the API forbids touching dy)."""
+
+    def backward(self, dy):
+        dy[~(self.cache > 0)] = 0
+        return dy
+
+
+@pytest.mark.xfail(strict=True, reason="gradcheck.py check_layer (line 91) hands its own g to "
+                   "backward and then reuses g in the finite-difference loss, so a backward that "
+                   "modifies dy in place changes the loss being differentiated: an in-place ReLU "
+                   "passes, and an in-place Dense is reported wrong on every tensor. Fix: call "
+                   "backward(g.copy()) and report a failed result when the copy was modified")
+def test_checker_rejects_a_backward_that_modifies_dy():
+    b = get_backend("numpy", np.float64)
+    rng = np.random.default_rng(5)
+    results = check_layer(InPlaceReLU(), (b.asarray(away_from_zero(rng, (4, 5))),))
+    assert not all(r.passed for r in results), "a backward that overwrites dy passed the check"
+
+
 def test_checker_refuses_float32():
     b32 = get_backend("numpy")
     rng = np.random.default_rng(4)
