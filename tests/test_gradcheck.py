@@ -197,11 +197,6 @@ class InPlaceReLU(ReLU):
         return dy
 
 
-@pytest.mark.xfail(strict=True, reason="gradcheck.py check_layer (line 91) hands its own g to "
-                   "backward and then reuses g in the finite-difference loss, so a backward that "
-                   "modifies dy in place changes the loss being differentiated: an in-place ReLU "
-                   "passes, and an in-place Dense is reported wrong on every tensor. Fix: call "
-                   "backward(g.copy()) and report a failed result when the copy was modified")
 def test_checker_rejects_a_backward_that_modifies_dy():
     b = get_backend("numpy", np.float64)
     rng = np.random.default_rng(5)
@@ -282,12 +277,6 @@ def test_load_student_layer_errors(student_module, spec, message):
         load_student_layer(spec.format(mod=student_module))
 
 
-@pytest.mark.xfail(strict=True, reason="gradcheck.py load_student_layer imports the module "
-                   "with importlib.import_module but never puts the current folder on "
-                   "sys.path; `python -m` adds it, the `tinysiamese` console script does not, "
-                   "so `tinysiamese gradcheck --layer mylayers:MyConv2D` fails in the very "
-                   "folder the error message says to run from. Fix: before import_module, "
-                   "`if os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())`")
 def test_load_student_layer_from_the_current_folder(tmp_path, monkeypatch):
     name = f"cwd_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(STUDENT_MODULE)

@@ -216,9 +216,6 @@ def test_load_params_rejects_wrong_names_and_shapes():
         model.load_params({**good, "join.alpha": np.zeros(5)})
 
 
-@pytest.mark.xfail(strict=True, reason="model.py load_params copies each parameter as soon as "
-                   "its shape is checked, so a bad shape further down leaves the model half "
-                   "loaded; fix: check every shape first, then copy")
 def test_rejected_load_leaves_the_model_unchanged():
     model = SiameseNet(preset_config("tiny"), backend=get_backend(), rng=np.random.default_rng(6))
     before = {k: v.copy() for k, v in model.params().items()}

@@ -16,6 +16,8 @@ the L1 join. That is the caller's job; :func:`standard_cases` shows how.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,8 +90,10 @@ def check_layer(layer, inputs, *, name="layer", rng=None, to_numpy=np.asarray, h
         return float((layer.forward(*inputs) * g).sum())
 
     layer.forward(*inputs)
-    dxs = layer.backward(g)
+    dy = g.copy()  # backward gets a copy: a backward that overwrites dy must not fool us
+    dxs = layer.backward(dy)
     dxs = dxs if isinstance(dxs, tuple) else (dxs,)
+    dy_changed = rel_error(to_numpy(dy), to_numpy(g))
     analytic = {("dx" if len(inputs) == 1 else f"dh{i + 1}"): dx for i, dx in enumerate(dxs)}
     targets = {k: x for k, x in zip(analytic, inputs)}
     for k, v in layer.params.items():
@@ -100,6 +104,8 @@ def check_layer(layer, inputs, *, name="layer", rng=None, to_numpy=np.asarray, h
         num = numerical_gradient(loss, v, h)
         err = rel_error(to_numpy(analytic[k]), num)
         results.append(CheckResult(name, k, tuple(v.shape), err, err < tol))
+    if dy_changed > 0:  # the upstream gradient belongs to the caller: never write into it
+        results.append(CheckResult(name, "dy unchanged", tuple(g.shape), dy_changed, False))
     return results
 
 
@@ -202,6 +208,8 @@ def load_student_layer(spec: str):
     module_name, _, cls_name = spec.partition(":")
     if not module_name or not cls_name:
         raise ValueError(f"--layer {spec!r}: write a layer name or module:Class")
+    if os.getcwd() not in sys.path:  # the console script, unlike `python -m`, leaves it out
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -164,10 +164,11 @@ class SiameseNet:
         if missing or extra:
             raise ValueError(f"parameters do not match the model: missing {missing[:3]}, "
                              f"unexpected {extra[:3]}")
-        for k, v in own.items():
+        for k, v in own.items():  # check everything first: a refused load changes nothing
             if tuple(arrays[k].shape) != tuple(v.shape):
                 raise ValueError(f"parameter {k} has shape {tuple(arrays[k].shape)}, the model "
                                  f"needs {tuple(v.shape)}")
+        for k, v in own.items():
             v[...] = self.backend.asarray(arrays[k])
 
     def n_params(self) -> int:
