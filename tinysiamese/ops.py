@@ -101,17 +101,23 @@ def maxpool_backward(xp, dy, cache, size=2):
 
     Each window's gradient goes to its one arg-max element, the first in row-major order
     on ties (``free`` marks the windows still unassigned); every other element and the
-    dropped odd edge get 0.
+    dropped odd edge get 0. Each window offset writes its strided slice of dx once, in
+    place, so no zero-filled dx and no temporary the size of dy are made.
     """
     x, y = cache
     Ho, Wo = y.shape[2], y.shape[3]
-    dx = xp.zeros_like(x)  # same memory layout as x (channel-major after a conv)
+    dx = xp.empty_like(x)  # same memory layout as x (channel-major after a conv)
+    dx[:, :, Ho * size :] = 0  # the odd edges that no window covers
+    dx[:, :, :, Wo * size :] = 0
     free = xp.ones(y.shape, dtype=bool)
     for i in range(size):
         for j in range(size):
-            hit = free & (x[:, :, i : i + Ho * size : size, j : j + Wo * size : size] == y)
-            dx[:, :, i : i + Ho * size : size, j : j + Wo * size : size] = dy * hit
-            free &= ~hit
+            window = (slice(None), slice(None), slice(i, i + Ho * size, size),
+                      slice(j, j + Wo * size, size))
+            hit = x[window] == y
+            hit &= free  # only the first arg-max of a window
+            free ^= hit  # hit is inside free, so this clears the windows just assigned
+            xp.multiply(dy, hit, out=dx[window])
     return dx
 
 
@@ -140,13 +146,23 @@ def col2im(xp, dcols, x_shape, K):
     receives the sum of their gradients: one slice-add per kernel offset.
     """
     N, C, Hi, Wi = x_shape
+    dxt = xp.zeros((C, N, Hi, Wi), dtype=dcols.dtype)
+    col2im_add(xp, dcols, dxt, K)
+    return dxt.transpose(1, 0, 2, 3)  # (N, C, Hi, Wi) view of channel-major memory
+
+
+def col2im_add(xp, dcols, dxt, K):
+    """col2im in place: dxt += col2im(dcols), with dxt channel-major (C, N, Hi, Wi).
+
+    dxt may be a slice of a bigger array (a chunk of the batch): conv2d_backward adds each
+    chunk's patches straight into its part of dx, with no temporary image and no copy.
+    """
+    C, N, Hi, Wi = dxt.shape
     Ho, Wo = Hi - K + 1, Wi - K + 1
     dcols = dcols.reshape(C, K, K, N, Ho, Wo)
-    dxt = xp.zeros((C, N, Hi, Wi), dtype=dcols.dtype)
     for i in range(K):
         for j in range(K):
             dxt[:, :, i : i + Ho, j : j + Wo] += dcols[:, i, j]
-    return dxt.transpose(1, 0, 2, 3)  # (N, C, Hi, Wi) view of channel-major memory
 
 
 # --------------------------------------------------------------------------- Conv2D
@@ -179,11 +195,12 @@ def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20):
     # The result is filled in channel-major memory (F, N, Ho, Wo) and returned as an
     # (N, F, Ho, Wo) view: elementwise layers keep that layout, and the next im2col and
     # this layer's backward then read it without a transposing copy.
-    yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)
+    yt = xp.empty((F, N * Ho * Wo), dtype=x.dtype)  # column n*Ho*Wo + ho*Wo + wo
     for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
-        yt[:, s:e] = (W2 @ im2col(xp, x[s:e], K)).reshape(F, e - s, Ho, Wo)
-    yt += b[:, None, None, None]
-    return yt.transpose(1, 0, 2, 3), (x, max_cols_bytes)
+        # the chunk's columns of y are a view: the product is written there, not copied
+        xp.matmul(W2, im2col(xp, x[s:e], K), out=yt[:, s * Ho * Wo : e * Ho * Wo])
+    yt += b[:, None]
+    return yt.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3), (x, max_cols_bytes)
 
 
 def conv2d_backward(xp, dy, cache, W):
@@ -200,9 +217,9 @@ def conv2d_backward(xp, dy, cache, W):
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
     db = dyt.sum(axis=(1, 2, 3))
     dW2 = xp.zeros_like(W2)
-    dxt = xp.empty((C, N, Hi, Wi), dtype=x.dtype)  # channel-major, like the forward output
+    dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype)  # channel-major, like the forward output
     for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
         dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
         dW2 += dy2 @ im2col(xp, x[s:e], K).T
-        dxt[:, s:e] = col2im(xp, W2.T @ dy2, (e - s, C, Hi, Wi), K).transpose(1, 0, 2, 3)
+        col2im_add(xp, W2.T @ dy2, dxt[:, s:e], K)
     return dxt.transpose(1, 0, 2, 3), dW2.reshape(W.shape), db
