@@ -24,9 +24,11 @@ from tinysiamese import baselines, mnist, omniglot, oneshot
 
 SCORES = (("1-NN (pixels)", baselines.nn_score), ("modified Hausdorff", baselines.hausdorff_score))
 PAPER_ROWS = (
-    ("Omniglot 20-way within-alphabet", "1-NN (pixels)", "21.7%", "Koch et al. 2015, Omniglot one-shot table (from Lake et al.)"),
+    ("Omniglot 20-way within-alphabet", "1-NN (pixels)", "21.7%",
+     "Koch et al. 2015, Omniglot one-shot table (from Lake et al.)"),
     ("MNIST 10-way", "1-NN (pixels)", "26.5%", "Koch et al. 2015, MNIST one-shot table"),
-    ("Lake's 20 runs", "modified Hausdorff", "61.2%", "Lake's demo_classification.py (38.8% error)"),
+    ("Lake's 20 runs", "modified Hausdorff", "61.2%",
+     "Lake's demo_classification.py (38.8% error)"),
 )
 
 
@@ -39,7 +41,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs visible, {platform.system()} {platform.release()}, "
+    return (f"{cpu}, {os.cpu_count()} logical CPUs visible, "
+            f"{platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, NumPy {np.__version__}")
 
 
@@ -49,7 +52,8 @@ def measure(task: str, size: int, trials: oneshot.Trials) -> list[dict]:
         start = time.perf_counter()
         result = oneshot.evaluate(score, trials)
         seconds = time.perf_counter() - start
-        rows.append({"task": task, "size": size, "baseline": name, "result": result, "seconds": seconds})
+        rows.append({"task": task, "size": size, "baseline": name, "result": result,
+                     "seconds": seconds})
         low, high = result.ci95
         print(f"{task:34s} {size:3d}px  {name:20s} {100 * result.accuracy:5.1f}% "
               f"[{100 * low:.1f}, {100 * high:.1f}]  {seconds:5.1f} s", file=sys.stderr)
@@ -65,10 +69,12 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"),
                         help="folder holding omniglot/ and mnist/ [default: ../shared/data]")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[105, 35], help="image sides to measure at")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[105, 35],
+                        help="image sides to measure at")
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None, help="Omniglot array cache")
@@ -80,7 +86,8 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         test = omniglot.load_paper_split(root, "test", size, cache_dir=args.cache_dir)
-        trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=args.trials, seed=args.seed)
+        trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=args.trials,
+                                                seed=args.seed)
         rows += measure("Omniglot 20-way within-alphabet", size, trials)
         del trials  # 400 x 20 supports at 105 px is 350 MB
         trials = mnist.mnist_trials(digits, labels, n_trials=args.trials, seed=args.seed, size=size)
@@ -109,7 +116,8 @@ def main() -> None:
     for r in rows:
         low, high = r["result"].ci95
         lines.append(f"| {r['task']} | {r['size']}x{r['size']} | {r['baseline']} | "
-                     f"{100 * r['result'].accuracy:.1f}% | {100 * low:.1f}-{100 * high:.1f}% | {r['seconds']:.1f} |")
+                     f"{100 * r['result'].accuracy:.1f}% | {100 * low:.1f}-{100 * high:.1f}% | "
+                     f"{r['seconds']:.1f} |")
     lines += [
         "",
         "Reference numbers from the literature (other trial draws, so compare with the intervals):",

@@ -77,7 +77,7 @@ def _isolated_env(monkeypatch, tmp_path_factory):
 
 
 class LocalServer:
-    """A local HTTP server on 127.0.0.1 serving ``files``; ``truncate`` names are cut off halfway."""
+    """An HTTP server on 127.0.0.1 serving ``files``; names in ``truncate`` stop halfway."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
@@ -108,7 +108,8 @@ class LocalServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/python"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self):
@@ -171,7 +172,8 @@ def write_fake_split(root: Path, split: str, alphabets: dict[str, int], *, as_zi
         for c in range(1, n_chars + 1):
             files[f"{top}/{alphabet}/character{c:02d}/"] = b""
             for d in range(1, n_drawers + 1):
-                files[f"{top}/{alphabet}/character{c:02d}/{char:04d}_{d:02d}.png"] = png_bytes(fake_strokes(char, d))
+                name = f"{top}/{alphabet}/character{c:02d}/{char:04d}_{d:02d}.png"
+                files[name] = png_bytes(fake_strokes(char, d))
             char += 1
     if as_zip:
         path = root / f"{top}.zip"
@@ -194,8 +196,8 @@ def write_fake_split(root: Path, split: str, alphabets: dict[str, int], *, as_zi
 @pytest.fixture
 def fake_omniglot(tmp_path):
     """Factory: fake_omniglot(split="background", alphabets={...}, as_zip=True) -> data root."""
-    def build(split: str = "background", alphabets: dict[str, int] | None = None, *, as_zip: bool = True,
-              root: Path | None = None, **kwargs) -> Path:
+    def build(split: str = "background", alphabets: dict[str, int] | None = None, *,
+              as_zip: bool = True, root: Path | None = None, **kwargs) -> Path:
         root = root or tmp_path / "omniglot"
         write_fake_split(root, split, alphabets or {"Alpha": 3, "Beta": 2}, as_zip=as_zip, **kwargs)
         return root
@@ -213,7 +215,8 @@ def fake_paper_root(tmp_path_factory) -> Path:
     return root
 
 
-def fake_subset(alphabet_sizes=(3, 5, 4), n_drawers: int = 4, size: int = 12) -> omniglot.OmniglotSubset:
+def fake_subset(alphabet_sizes=(3, 5, 4), n_drawers: int = 4,
+                size: int = 12) -> omniglot.OmniglotSubset:
     """An in-memory subset whose pixel [0, 0] is the character + 1 and [0, 1] the drawer + 1."""
     n_chars = sum(alphabet_sizes)
     images = np.zeros((n_chars, n_drawers, size, size), dtype=np.uint8)
@@ -251,8 +254,10 @@ def write_lake_runs(root, n_runs=2, n_way=3, as_zip=False, prefix="all_runs"):
             files[f"{run}/training/class{m + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + m, 1))
         for k in range(n_way):
             files[f"{run}/test/item{k + 1:02d}.png"] = png_bytes(fake_strokes(10 * r + perm[k], 2))
-            lines.append(f"{run}/test/item{k + 1:02d}.png {run}/training/class{perm[k] + 1:02d}.png")
-        files[f"{run}/class_labels.txt"] = ("\n".join(lines[::-1]) + "\n").encode()  # any line order
+            item = f"{run}/test/item{k + 1:02d}.png"
+            lines.append(f"{item} {run}/training/class{perm[k] + 1:02d}.png")
+        # Lines in reverse order: the loader must not rely on their order.
+        files[f"{run}/class_labels.txt"] = ("\n".join(lines[::-1]) + "\n").encode()
     if as_zip:
         path = root / "all_runs.zip"
         with zipfile.ZipFile(path, "w") as zf:

@@ -44,8 +44,9 @@ def test_fast_hausdorff_matches_brute_force(center, h, w):
     x2[1] = 0.0   # ink vs blank
     x1[2, 0, 0, 0] = x2[2, 0, h - 1, w - 1] = 1.0  # far corners
     fast = baselines.hausdorff_score(x1, x2, center=center, max_elements=100)  # many small chunks
-    ref = np.array([-baselines.modified_hausdorff(baselines.ink_points(a[0], center), baselines.ink_points(b[0], center))
-                    for a, b in zip(x1, x2)])
+    points = [(baselines.ink_points(a[0], center), baselines.ink_points(b[0], center))
+              for a, b in zip(x1, x2)]
+    ref = np.array([-baselines.modified_hausdorff(a, b) for a, b in points])
     assert fast[0] == 0.0 and fast[1] == -np.inf and ref[1] == -np.inf
     np.testing.assert_allclose(fast[2:], ref[2:], rtol=1e-5, atol=1e-4)
 
@@ -61,12 +62,14 @@ def test_centring_ignores_position():
 def test_baselines_through_the_evaluator():
     # Support and test are drawn by different drawers, which differ only in pixel [0, 1]:
     # nearest neighbour on pixels still finds the character (pixel [0, 0]).
-    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=30)
+    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
+                                            n_trials=30)
     assert oneshot.evaluate(baselines.nn_score, trials).accuracy == 1.0
 
 
 def test_real_baselines_beat_chance(real_evaluation):
-    trials = oneshot.within_alphabet_trials(paper_split(real_evaluation, "test"), n_way=20, n_trials=60, seed=0)
+    test = paper_split(real_evaluation, "test")
+    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=60, seed=0)
     small = oneshot.Trials(trials.test[:, ::3, ::3].copy(), trials.support[:, :, ::3, ::3].copy(),
                            trials.answer, trials.alphabet)  # 35x35: keeps the test quick
     # Chance is 1/20; Hausdorff is far better than raw pixels (about 60% vs 15-20%).

@@ -58,14 +58,16 @@ def test_shear_moves_rows_sideways():
 def test_drawn_parameters_respect_the_paper_ranges():
     rng = np.random.default_rng(0)
     p = distort.draw_distortions(rng, 20_000, size=105)
-    identity = {"theta_deg": 0, "shear_x": 0, "shear_y": 0, "scale_x": 1, "scale_y": 1, "shift_x": 0, "shift_y": 0}
-    ranges = {"theta_deg": (-10, 10), "shear_x": (-0.3, 0.3), "shear_y": (-0.3, 0.3), "scale_x": (0.8, 1.2),
-              "scale_y": (0.8, 1.2), "shift_x": (-2, 2), "shift_y": (-2, 2)}
+    identity = {"theta_deg": 0, "shear_x": 0, "shear_y": 0, "scale_x": 1, "scale_y": 1,
+                "shift_x": 0, "shift_y": 0}
+    ranges = {"theta_deg": (-10, 10), "shear_x": (-0.3, 0.3), "shear_y": (-0.3, 0.3),
+              "scale_x": (0.8, 1.2), "scale_y": (0.8, 1.2), "shift_x": (-2, 2), "shift_y": (-2, 2)}
     for name, (low, high) in ranges.items():
         assert low <= p[name].min() and p[name].max() <= high, name
         on = p[name] != identity[name]
         assert 0.48 < on.mean() < 0.52, f"{name} applied {on.mean():.3f} of the time, expected 0.5"
-        assert p[name][on].min() < low + 0.05 * (high - low) and p[name][on].max() > high - 0.05 * (high - low)
+        margin = 0.05 * (high - low)  # the draws reach both ends of the range
+        assert p[name][on].min() < low + margin and p[name][on].max() > high - margin
     # The components are independent: 'rotation on' says nothing about 'shift on'.
     both = ((p["theta_deg"] != 0) & (p["shift_x"] != 0)).mean()
     assert 0.23 < both < 0.27
@@ -79,12 +81,14 @@ def test_random_matrices_are_the_drawn_parameters():
     p = distort.draw_distortions(np.random.default_rng(5), 4, size=105)
     for i in range(4):
         one = distort.affine_matrix(p["theta_deg"][i], (p["shear_x"][i], p["shear_y"][i]),
-                                    (p["scale_x"][i], p["scale_y"][i]), (p["shift_x"][i], p["shift_y"][i]))
+                                    (p["scale_x"][i], p["scale_y"][i]),
+                                    (p["shift_x"][i], p["shift_y"][i]))
         np.testing.assert_allclose(m[i], one, atol=1e-12)
 
 
 def test_matrix_inverts_the_forward_map():
-    m = distort.affine_matrix(theta=7, shear=(0.1, -0.2), scale=(0.9, 1.1), shift=(1.5, -0.5), size=105)
+    m = distort.affine_matrix(theta=7, shear=(0.1, -0.2), scale=(0.9, 1.1), shift=(1.5, -0.5),
+                              size=105)
     c = 52.0
     theta = np.deg2rad(7)
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])

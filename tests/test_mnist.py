@@ -9,12 +9,15 @@ from tinysiamese.omniglot import DataError
 
 
 def _idx(array: np.ndarray, magic: int) -> bytes:
-    return struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in array.shape) + array.astype(np.uint8).tobytes()
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
 
 
 def _write_mnist(folder, images, labels, gz=True):
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in (("t10k-images-idx3-ubyte", _idx(images, 2051)), ("t10k-labels-idx1-ubyte", _idx(labels, 2049))):
+    files = {"t10k-images-idx3-ubyte": _idx(images, 2051),
+             "t10k-labels-idx1-ubyte": _idx(labels, 2049)}
+    for name, data in files.items():
         if gz:
             (folder / f"{name}.gz").write_bytes(gzip.compress(data))
         else:
@@ -79,13 +82,15 @@ def test_mnist_trials_structure():
     images, labels = _digits(per_class=3)
     trials = mnist.mnist_trials(images, labels, n_trials=50, seed=2, size=28)
     assert trials.support.shape == (50, 10, 28, 28) and trials.test.shape == (50, 28, 28)
-    assert trials.test.dtype == np.float32 and 0.0 <= trials.support.min() and trials.support.max() == 1.0
+    assert trials.test.dtype == np.float32
+    assert 0.0 <= trials.support.min() and trials.support.max() == 1.0
     ident = lambda x: np.rint(x[..., 0, 0] * 255).astype(int) - 1  # noqa: E731
     support_ids, test_ids = ident(trials.support), ident(trials.test)
     for t in range(50):
-        np.testing.assert_array_equal(labels[support_ids[t]], np.arange(10))  # one per digit, in order
+        # One support per digit, in digit order:
+        np.testing.assert_array_equal(labels[support_ids[t]], np.arange(10))
         assert labels[test_ids[t]] == trials.answer[t]
-        assert test_ids[t] != support_ids[t, trials.answer[t]], "the test image must not be its own support"
+        assert test_ids[t] != support_ids[t, trials.answer[t]], "test image = its own support"
     assert np.bincount(trials.answer, minlength=10).tolist() == [5] * 10
     assert trials.alphabet == ["mnist"] * 50
     again = mnist.mnist_trials(images, labels, n_trials=50, seed=2, size=28)

@@ -81,7 +81,8 @@ def _rewrite_zip(path, drop=(), replace=None):
 
 def test_missing_drawer_is_an_error(fake_omniglot):
     root = fake_omniglot("background", {"Alpha": 2})
-    _rewrite_zip(root / "images_background.zip", drop={"images_background/Alpha/character02/0002_07.png"})
+    gone = "images_background/Alpha/character02/0002_07.png"
+    _rewrite_zip(root / "images_background.zip", drop={gone})
     with pytest.raises(DataError, match=r"Alpha/character02 lacks drawer\(s\) 7"):
         omniglot.load_split(root, "background", use_cache=False)
 
@@ -208,7 +209,8 @@ def test_cache_follows_the_archive_and_survives_damage(fake_omniglot, tmp_path):
 
 
 def test_no_cache_writes_nothing(fake_omniglot, tmp_path):
-    omniglot.load_split(fake_omniglot(), "background", cache_dir=tmp_path / "cache", use_cache=False)
+    root = fake_omniglot()
+    omniglot.load_split(root, "background", cache_dir=tmp_path / "cache", use_cache=False)
     assert not (tmp_path / "cache").exists()
 
 
@@ -222,8 +224,8 @@ def test_paper_split_table_is_disjoint():
     assert not set(omniglot.VAL_ALPHABETS) & set(omniglot.TEST_ALPHABETS)
     assert spec["train"].archive == "background" and spec["train"].drawers == tuple(range(1, 13))
     assert spec["val"].drawers == (13, 14, 15, 16) and spec["test"].drawers == (17, 18, 19, 20)
-    drawer_sets = [set(s.drawers) for s in spec.values()]
-    assert not (drawer_sets[0] & drawer_sets[1] or drawer_sets[0] & drawer_sets[2] or drawer_sets[1] & drawer_sets[2])
+    train, val, test = (set(s.drawers) for s in spec.values())
+    assert not (train & val or train & test or val & test)
 
 
 def test_paper_split_on_fake_paper_tree(fake_paper_root, tmp_path):
@@ -235,7 +237,7 @@ def test_paper_split_on_fake_paper_tree(fake_paper_root, tmp_path):
         "test": omniglot.paper_split(evaluation, "test"),
     }
     assert sets["train"].images.shape == (12, 12, 105, 105)
-    assert sets["val"].images.shape == (30, 4, 105, 105) and sets["test"].images.shape == (30, 4, 105, 105)
+    assert sets["val"].images.shape == sets["test"].images.shape == (30, 4, 105, 105)
     assert sets["test"].alphabets == sorted(omniglot.TEST_ALPHABETS)
     # The images really are those drawers: drawer ids are written into the fake pixels.
     assert [read_ids(sets["test"].images[0, j])[1] for j in range(4)] == [17, 18, 19, 20]
@@ -249,17 +251,20 @@ def test_paper_split_on_fake_paper_tree(fake_paper_root, tmp_path):
 
 
 def test_paper_split_needs_the_named_alphabets(fake_omniglot, tmp_path):
-    split = omniglot.load_split(fake_omniglot("evaluation", {"Angelic": 2}), "evaluation", cache_dir=tmp_path)
+    root = fake_omniglot("evaluation", {"Angelic": 2})
+    split = omniglot.load_split(root, "evaluation", cache_dir=tmp_path)
     with pytest.raises(DataError, match="lacks alphabet"):
         omniglot.paper_split(split, "test")
 
 
 def test_subset_keeps_order_and_checks_drawers(fake_omniglot, tmp_path):
-    split = omniglot.load_split(fake_omniglot("background", {"Alpha": 2, "Beta": 3}), "background", cache_dir=tmp_path)
+    root = fake_omniglot("background", {"Alpha": 2, "Beta": 3})
+    split = omniglot.load_split(root, "background", cache_dir=tmp_path)
     sub = omniglot.subset(split, ["Beta"], [20, 1])
     assert sub.images.shape == (3, 2, 105, 105) and sub.alphabets == ["Beta"]
     assert sub.alphabet_of.tolist() == [0, 0, 0]
-    assert read_ids(sub.images[1, 0]) == (4, 20) and read_ids(sub.images[1, 1]) == (4, 1)  # Beta = chars 3-5
+    # Beta holds characters 3-5, so its second one is character 4.
+    assert read_ids(sub.images[1, 0]) == (4, 20) and read_ids(sub.images[1, 1]) == (4, 1)
     with pytest.raises(ValueError, match="drawers"):
         omniglot.subset(split, None, [0, 1])
     with pytest.raises(ValueError, match="drawers"):
@@ -302,6 +307,8 @@ def test_real_paper_splits(real_background, real_evaluation):
     test = omniglot.paper_split(real_evaluation, "test")
     assert train.images.shape == (964, 12, 105, 105)
     assert val.images.shape == (277, 4, 105, 105) and test.images.shape == (382, 4, 105, 105)
-    assert not set(test.alphabets) & set(train.alphabets) and not set(test.alphabets) & set(val.alphabets)
+    assert not set(test.alphabets) & set(train.alphabets)
+    assert not set(test.alphabets) & set(val.alphabets)
     assert not set(val.characters) & set(test.characters)
-    np.testing.assert_array_equal(test.images[0, 0], real_evaluation.images[real_evaluation.characters.index(test.characters[0]), 16])
+    first = real_evaluation.characters.index(test.characters[0])
+    np.testing.assert_array_equal(test.images[0, 0], real_evaluation.images[first, 16])  # drawer 17

@@ -14,13 +14,15 @@ def test_within_alphabet_trials_follow_lakes_protocol():
     subset = fake_subset(alphabet_sizes=(6, 7, 5), n_drawers=4, size=10)
     trials = oneshot.within_alphabet_trials(subset, n_way=5, n_trials=30, seed=1)
     assert trials.test.shape == (30, 10, 10) and trials.support.shape == (30, 5, 10, 10)
-    assert trials.test.dtype == trials.support.dtype == np.float32 and trials.answer.dtype == np.int64
+    assert trials.test.dtype == trials.support.dtype == np.float32
+    assert trials.answer.dtype == np.int64
     for t in range(30):
         tc, td = subset_ids(trials.test[t:t + 1])
         sc, sd = subset_ids(trials.support[t])
         assert sc[trials.answer[t]] == tc[0], "the answer is the test image's character"
         assert len(set(sc)) == 5, "N different characters"
-        assert set(subset.alphabet_of[sc]) == {subset.alphabets.index(trials.alphabet[t])}, "one alphabet"
+        alphabet = subset.alphabets.index(trials.alphabet[t])
+        assert set(subset.alphabet_of[sc]) == {alphabet}, "all from the trial's alphabet"
         assert len(set(sd)) == 1 and sd[0] != td[0], "supports by one drawer, the test by another"
     # Trials come in sets of N sharing supports; each set tests each of its characters once.
     for s in range(6):
@@ -65,6 +67,12 @@ def test_real_test_set_trials(real_evaluation):
 # Evaluation
 
 
+def _trials(n_trials):
+    """5-way trials from three small fake alphabets."""
+    return oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
+                                          n_trials=n_trials)
+
+
 def _oracle(x1, x2):
     """Knows the fake characters: 1 for the same character, 0 otherwise."""
     return (subset_ids(x1)[0] == subset_ids(x2)[0]).astype(np.float32)
@@ -72,7 +80,7 @@ def _oracle(x1, x2):
 
 @pytest.mark.parametrize("batch_size", [1, 7, 1024])
 def test_evaluate_oracle_and_constant(batch_size):
-    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=30)
+    trials = _trials(n_trials=30)
     perfect = oneshot.evaluate(_oracle, trials, batch_size=batch_size)
     assert perfect.accuracy == 1.0 and perfect.n_correct == 30 and perfect.n_way == 5
     assert perfect.predicted.tolist() == trials.answer.tolist()
@@ -85,7 +93,7 @@ def test_evaluate_oracle_and_constant(batch_size):
 
 
 def test_evaluate_calls_score_with_pairs_of_the_right_shape():
-    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=15)
+    trials = _trials(n_trials=15)
     shapes = []
 
     def spy(x1, x2):
@@ -98,7 +106,7 @@ def test_evaluate_calls_score_with_pairs_of_the_right_shape():
 
 
 def test_evaluate_rejects_bad_scores():
-    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=5)
+    trials = _trials(n_trials=5)
     with pytest.raises(ValueError, match="returned 1 values for 5 pairs"):
         oneshot.evaluate(lambda a, b: np.zeros(1), trials, batch_size=5)
     with pytest.raises(ValueError, match="NaN"):
@@ -108,7 +116,7 @@ def test_evaluate_rejects_bad_scores():
 def test_result_to_dict_is_json_ready():
     import json
 
-    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5, n_trials=10)
+    trials = _trials(n_trials=10)
     d = json.loads(json.dumps(oneshot.evaluate(_oracle, trials).to_dict()))
     assert d["accuracy"] == 1.0 and d["trials"] == 10 and d["ways"] == 5 and len(d["ci95"]) == 2
     assert all(set(v) == {"accuracy", "trials"} for v in d["per_alphabet"].values())
@@ -135,7 +143,8 @@ def test_trials_check_their_shapes():
 # Lake's runs
 
 
-@pytest.mark.parametrize("as_zip, prefix", [(False, ""), (False, "all_runs"), (True, "all_runs"), (True, "")])
+@pytest.mark.parametrize("as_zip, prefix",
+                         [(False, ""), (False, "all_runs"), (True, "all_runs"), (True, "")])
 def test_load_lake_runs(tmp_path, as_zip, prefix):
     path, perms = write_lake_runs(tmp_path, as_zip=as_zip, prefix=prefix)
     trials = oneshot.load_lake_runs(path)

@@ -60,11 +60,13 @@ def _row_tables(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     left = np.full((m, h, w + 1), -_FAR, dtype=np.float32)
     left[:, :, 1:] = np.maximum.accumulate(np.where(ink, cols, -_FAR), axis=2)
     right = np.full((m, h, w + 1), _FAR, dtype=np.float32)
-    right[:, :, :w] = np.minimum.accumulate(np.where(ink, cols, _FAR)[:, :, ::-1], axis=2)[:, :, ::-1]
+    from_right = np.where(ink, cols, _FAR)[:, :, ::-1]  # scan each row right to left
+    right[:, :, :w] = np.minimum.accumulate(from_right, axis=2)[:, :, ::-1]
     return left, right
 
 
-def _mean_nearest(a_ink: np.ndarray, b_ink: np.ndarray, center: bool, max_elements: int) -> np.ndarray:
+def _mean_nearest(a_ink: np.ndarray, b_ink: np.ndarray, center: bool,
+                  max_elements: int) -> np.ndarray:
     """(M, H, W) bool x2 -> (M,) mean over a's ink of the distance to the nearest ink of b.
 
     For a query point q (real-valued once the sets are centred), the squared distance to
@@ -118,7 +120,8 @@ def hausdorff_score(x1: np.ndarray, x2: np.ndarray, center: bool = True,
     """
     a = x1[:, 0] > 0.5
     b = x2[:, 0] > 0.5
-    mhd = np.maximum(_mean_nearest(a, b, center, max_elements), _mean_nearest(b, a, center, max_elements))
+    mhd = np.maximum(_mean_nearest(a, b, center, max_elements),
+                     _mean_nearest(b, a, center, max_elements))
     n_a, n_b = a.sum(axis=(1, 2)), b.sum(axis=(1, 2))
     mhd = np.where((n_a == 0) & (n_b == 0), 0.0, np.where((n_a == 0) | (n_b == 0), np.inf, mhd))
     return -mhd

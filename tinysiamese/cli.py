@@ -15,6 +15,9 @@ import click
 from . import __version__, baselines, download as dl, mnist, omniglot, oneshot
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DATA_HELP = ("Folder holding the Omniglot archives "
+             "[default: $TINYSIAMESE_DATA or ~/.cache/tinysiamese/omniglot].")
+
 
 
 @contextmanager
@@ -52,12 +55,13 @@ def data():
 
 @data.command("download", context_settings=CONTEXT)
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to put the archives in [default: $TINYSIAMESE_DATA or ~/.cache/tinysiamese/omniglot].")
+              help="Folder to put the archives in [default: as for --data].")
 @click.option("--from", "source", type=click.Path(path_type=Path), default=None,
-              help="Copy the zips from this local folder instead of downloading (checked by content).")
+              help="Copy the zips from this local folder instead (checked by content).")
 @click.option("--url", default=None,
-              help="Base URL of the archives [default: $TINYSIAMESE_OMNIGLOT_URL or the official GitHub folder].")
-@click.option("--unzip", is_flag=True, help="Also unzip the archives (tinysiamese itself reads the zips).")
+              help="Base URL of the archives [default: $TINYSIAMESE_OMNIGLOT_URL or GitHub].")
+@click.option("--unzip", is_flag=True,
+              help="Also unzip the archives (tinysiamese itself reads the zips).")
 def download_command(dest, source, url, unzip):
     """Download the Omniglot archives, verify their size and MD5, and keep them.
 
@@ -90,8 +94,7 @@ def download_command(dest, source, url, unzip):
 
 
 @data.command("info", context_settings=CONTEXT)
-@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
-              help="Folder holding the archives [default: $TINYSIAMESE_DATA or ~/.cache/tinysiamese/omniglot].")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help=DATA_HELP)
 def info_command(data_path):
     """Show where the Omniglot data is and how many alphabets, characters and images it has.
 
@@ -113,7 +116,8 @@ def info_command(data_path):
             if (s.n_alphabets, s.n_characters, s.n_images) != omniglot.EXPECTED_COUNTS[split]:
                 a, c, i = omniglot.EXPECTED_COUNTS[split]
                 note = f"  (the official archive has {a}/{c}/{i:,})"
-            click.echo(f"{split:12s}{s.n_alphabets:>10d}{s.n_characters:>12d}{s.n_images:>9,d}  {s.source}{note}")
+            counts = f"{s.n_alphabets:>10d}{s.n_characters:>12d}{s.n_images:>9,d}"
+            click.echo(f"{split:12s}{counts}  {s.source}{note}")
 
 
 # --------------------------------------------------------------------------------------
@@ -136,7 +140,8 @@ def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size,
         if ways not in (None, 20):
             raise ValueError("Lake's runs are 20-way; leave out --ways")
         trials = oneshot.load_lake_runs(runs, size)
-        return trials, f"Lake's runs in {runs}, {trials.n_way}-way, {trials.n_trials} trials, {size}px"
+        return trials, (f"Lake's runs in {runs}, {trials.n_way}-way, {trials.n_trials} trials, "
+                        f"{size}px")
     root = omniglot.find_data_root(data_path)
     subset = omniglot.load_paper_split(root, split, size, cache_dir=cache_dir)
     ways = 20 if ways is None else ways
@@ -161,9 +166,9 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 
 @main.command("eval", context_settings=CONTEXT)
 @click.option("--baseline", type=click.Choice(["nn", "hausdorff"]), required=True,
-              help="Score by 1-nearest-neighbour on pixels or by Lake's modified Hausdorff distance.")
+              help="1-nearest-neighbour on pixels, or Lake's modified Hausdorff distance.")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
-              help="Omniglot folder for within-alphabet trials [default: $TINYSIAMESE_DATA or ~/.cache/...].")
+              help=DATA_HELP + " Trials are within-alphabet.")
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="The paper's set to draw Omniglot trials from.")
 @click.option("--runs", type=click.Path(path_type=Path), default=None,
@@ -171,13 +176,17 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 @click.option("--mnist", "mnist_path", type=click.Path(path_type=Path), default=None,
               help="Folder with MNIST's t10k IDX files: 10-way trials.")
 @click.option("--ways", type=int, default=None, help="Ways per Omniglot trial [default: 20].")
-@click.option("--trials", "n_trials", type=int, default=400, show_default=True, help="Number of trials.")
+@click.option("--trials", "n_trials", type=int, default=400, show_default=True,
+              help="Number of trials.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing the trials.")
-@click.option("--size", type=int, default=omniglot.NATIVE_SIZE, show_default=True, help="Image side in pixels.")
+@click.option("--size", type=int, default=omniglot.NATIVE_SIZE, show_default=True,
+              help="Image side in pixels.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="Where decoded Omniglot arrays are cached [default: $TINYSIAMESE_CACHE or ~/.cache/...].")
+              help="Cache of decoded Omniglot arrays [default: $TINYSIAMESE_CACHE or "
+                   "~/.cache/tinysiamese/arrays].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def eval_command(baseline, data_path, split, runs, mnist_path, ways, n_trials, seed, size, cache_dir, as_json):
+def eval_command(baseline, data_path, split, runs, mnist_path, ways, n_trials, seed, size,
+                 cache_dir, as_json):
     """One-shot accuracy of a scorer on N-way trials, with a 95% Wilson interval.
 
     \b
@@ -187,7 +196,8 @@ def eval_command(baseline, data_path, split, runs, mnist_path, ways, n_trials, s
       tinysiamese eval --baseline nn --mnist ../shared/data/mnist --json
     """
     with _errors():
-        trials, source = _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size, cache_dir)
+        trials, source = _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed,
+                                      size, cache_dir)
         score = {"nn": baselines.nn_score, "hausdorff": baselines.hausdorff_score}[baseline]
         result = oneshot.evaluate(score, trials)
     _print_result(result, f"baseline {baseline}", source, as_json)

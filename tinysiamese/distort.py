@@ -42,7 +42,8 @@ def _inverse_matrices(theta_deg, shear_x, shear_y, scale_x, scale_y, shift_x, sh
     c = (sin + cos * shear_y) * scale_x
     d = (sin * shear_x + cos) * scale_y
     det = a * d - b * c
-    inv = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / det[..., None, None]  # (n, 2, 2)
+    inv = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2)  # (n, 2, 2) adjugate
+    inv /= det[..., None, None]
     centre = (size - 1) / 2.0  # pixel centres sit at 0 .. size-1
     moved = np.stack([centre + shift_x, centre + shift_y], -1)  # (n, 2): c + t
     offset = centre - np.einsum("nij,nj->ni", inv, moved)       # (n, 2): c - A^-1 (c + t)
@@ -99,7 +100,7 @@ def identity_params(n: int) -> np.ndarray:
 
 
 def apply_affine(images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-    """Distort a batch: images (n, H, W) float, matrices (n, 2, 3) inverse maps -> (n, H, W) float32.
+    """Distort a batch: images (n, H, W), matrices (n, 2, 3) inverse maps -> (n, H, W) float32.
 
     Output pixel (x, y) takes the input at M @ (x, y, 1), bilinearly interpolated; points
     outside the image read 0. An identity matrix, or a shift by whole pixels, reproduces
@@ -122,8 +123,8 @@ def apply_affine(images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     x0, y0 = np.floor(x), np.floor(y)
     fx, fy = x - x0, y - y0
     stride = w + 3
-    top_left = (y0.astype(np.intp) + 1) * stride + (x0.astype(np.intp) + 1)  # (n, H*W) into one image
-    top_left += (np.arange(n) * padded[0].size)[:, None]                      # ... into the flat batch
+    top_left = (y0.astype(np.intp) + 1) * stride + (x0.astype(np.intp) + 1)  # (n, H*W), per image
+    top_left += (np.arange(n) * padded[0].size)[:, None]                      # ... in the batch
     flat = padded.ravel()
     top = (1 - fx) * flat[top_left] + fx * flat[top_left + 1]
     bottom = (1 - fx) * flat[top_left + stride] + fx * flat[top_left + stride + 1]

@@ -45,8 +45,10 @@ OFFICIAL_ARCHIVES = (
 )
 # The official "minimal" splits (5 background alphabets each): small, for tests and demos.
 SMALL_ARCHIVES = (
-    ArchiveSpec("images_background_small1.zip", 1_319_022, "e704a628b5459e08445c13499850abc4", 2_720),
-    ArchiveSpec("images_background_small2.zip", 1_580_917, "b75a71a51d3b13f821f212756fe481fd", 3_120),
+    ArchiveSpec("images_background_small1.zip", 1_319_022, "e704a628b5459e08445c13499850abc4",
+                2_720),
+    ArchiveSpec("images_background_small2.zip", 1_580_917, "b75a71a51d3b13f821f212756fe481fd",
+                3_120),
 )
 
 
@@ -87,7 +89,8 @@ def check_contents(path: str | os.PathLike, spec: ArchiveSpec) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()  # reads every member and checks its CRC-32
-            n_images = sum(1 for n in zf.namelist() if n.endswith(".png") and not n.startswith("__MACOSX/"))
+            names = [n for n in zf.namelist() if not n.startswith("__MACOSX/")]  # macOS debris
+            n_images = sum(1 for n in names if n.endswith(".png"))
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise DataError(f"{path} is not a readable zip archive ({exc})") from None
     if bad is not None:
@@ -144,24 +147,28 @@ def download_archive(spec: ArchiveSpec, dest: str | os.PathLike, *, url: str | N
         _remove(part)
         if not isinstance(exc, Exception):
             raise
-        raise DataError(f"downloading {source} failed ({exc}); run the command again to retry") from None
+        raise DataError(
+            f"downloading {source} failed ({exc}); run the command again to retry"
+        ) from None
     if n_bytes != spec.size or digest.hexdigest() != spec.md5:
         _remove(part)
         raise DataError(
-            f"{source} gave {n_bytes:,} bytes with MD5 {digest.hexdigest()}, expected {spec.size:,} "
-            f"bytes with MD5 {spec.md5}; nothing was kept - run the command again to retry"
+            f"{source} gave {n_bytes:,} bytes with MD5 {digest.hexdigest()}, expected "
+            f"{spec.size:,} bytes with MD5 {spec.md5}; nothing was kept - run the command "
+            "again to retry"
         )
     os.replace(part, target)
     return FetchResult(spec.name, target, "downloaded")
 
 
-def download_archives(dest: str | os.PathLike, archives=OFFICIAL_ARCHIVES, *, url: str | None = None,
-                      timeout: float = 60.0) -> list[FetchResult]:
+def download_archives(dest: str | os.PathLike, archives=OFFICIAL_ARCHIVES, *,
+                      url: str | None = None, timeout: float = 60.0) -> list[FetchResult]:
     """Download every archive of ``archives`` into ``dest`` (see :func:`download_archive`)."""
     return [download_archive(spec, dest, url=url, timeout=timeout) for spec in archives]
 
 
-def copy_archives(source: str | os.PathLike, dest: str | os.PathLike, archives=OFFICIAL_ARCHIVES) -> list[FetchResult]:
+def copy_archives(source: str | os.PathLike, dest: str | os.PathLike,
+                  archives=OFFICIAL_ARCHIVES) -> list[FetchResult]:
     """Copy local archives from the folder ``source`` into ``dest``, checking each first.
 
     A file is accepted when it has the official MD5 or, failing that, when its contents
@@ -169,14 +176,16 @@ def copy_archives(source: str | os.PathLike, dest: str | os.PathLike, archives=O
     """
     source, dest = Path(source), Path(dest)
     if not source.is_dir():
-        raise FileNotFoundError(f"{source} is not a folder; pass the folder holding the Omniglot zips")
+        raise FileNotFoundError(
+            f"{source} is not a folder; pass the folder holding the Omniglot zips"
+        )
     results = []
     for spec in archives:
         src = source / spec.name
         if not src.is_file():
-            hint = ""
-            if (source / spec.name.removesuffix(".zip")).is_dir():
-                hint = f"; it holds the unzipped {spec.name.removesuffix('.zip')}/, which --data {source} can read as is"
+            hint, unzipped = "", spec.name.removesuffix(".zip")
+            if (source / unzipped).is_dir():
+                hint = f"; it holds the unzipped {unzipped}/, which --data {source} reads as is"
             raise FileNotFoundError(f"{source} has no {spec.name}{hint}")
         if not is_verified(src, spec):
             check_contents(src, spec)  # raises DataError with the reason
@@ -203,7 +212,9 @@ def _check_member_name(name: str) -> None:
     """Refuse a zip member that would land outside the extraction folder."""
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise DataError(f"refusing to extract unsafe member {name!r}: it points outside the target folder")
+        raise DataError(
+            f"refusing to extract unsafe member {name!r}: it points outside the target folder"
+        )
 
 
 def extract_archive(zip_path: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
@@ -225,7 +236,9 @@ def extract_archive(zip_path: str | os.PathLike, dest: str | os.PathLike) -> lis
         tops = sorted({PurePosixPath(i.filename).parts[0] for i in infos if i.filename.strip("/")})
         for top in tops:
             if (dest / top).exists():
-                raise DataError(f"{dest / top} already exists; remove it to extract {zip_path} again")
+                raise DataError(
+                    f"{dest / top} already exists; remove it to extract {zip_path} again"
+                )
         dest.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".extract-"))
         try:

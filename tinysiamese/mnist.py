@@ -43,7 +43,9 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
         raise DataError(f"{path} is too short to be an IDX file")
     found = int.from_bytes(raw[:4], "big")
     if found != magic:
-        raise DataError(f"{path} has magic number {found}, expected {magic}; is it the right MNIST file?")
+        raise DataError(
+            f"{path} has magic number {found}, expected {magic}; is it the right MNIST file?"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -51,7 +53,10 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise DataError(f"{path} holds {len(raw) - header:,} bytes of data, but its header {shape} says {expected:,}")
+        raise DataError(
+            f"{path} holds {len(raw) - header:,} bytes of data, but its header {shape} "
+            f"says {expected:,}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -59,7 +64,9 @@ def _find(folder: Path, name: str) -> Path:
     for candidate in (folder / f"{name}.gz", folder / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{folder} has neither {name}.gz nor {name}; pass the folder holding the MNIST files")
+    raise FileNotFoundError(
+        f"{folder} has neither {name}.gz nor {name}; pass the folder holding the MNIST files"
+    )
 
 
 def load_mnist(folder: str | os.PathLike, kind: str = "t10k") -> tuple[np.ndarray, np.ndarray]:
@@ -72,12 +79,16 @@ def load_mnist(folder: str | os.PathLike, kind: str = "t10k") -> tuple[np.ndarra
     if kind not in FILES:
         raise ValueError(f"unknown MNIST set {kind!r}: choose one of {', '.join(FILES)}")
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder; pass the folder holding the MNIST files")
+        raise FileNotFoundError(
+            f"{folder} is not a folder; pass the folder holding the MNIST files"
+        )
     image_name, label_name = FILES[kind]
     images = read_idx(_find(folder, image_name), IMAGES_MAGIC)
     labels = read_idx(_find(folder, label_name), LABELS_MAGIC)
     if images.ndim != 3 or labels.ndim != 1:
-        raise DataError(f"MNIST images must be 3-D and labels 1-D, got {images.shape} and {labels.shape}")
+        raise DataError(
+            f"MNIST images must be 3-D and labels 1-D, got {images.shape} and {labels.shape}"
+        )
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{images.shape[0]:,} MNIST images but {labels.shape[0]:,} labels")
     if labels.size and labels.max() > 9:
@@ -100,19 +111,22 @@ def mnist_trials(images: np.ndarray, labels: np.ndarray, n_trials: int = 400, se
     by_digit = [np.flatnonzero(labels == d) for d in range(10)]
     short = [d for d in range(10) if len(by_digit[d]) < 2]
     if short:
-        raise DataError(f"one-shot trials need two images of every digit; digit(s) {short} have fewer")
+        raise DataError(
+            f"one-shot trials need two images of every digit; digit(s) {short} have fewer"
+        )
     rng = np.random.default_rng(seed)
     answer = rng.permutation(np.arange(n_trials) % 10)                      # (T,)
     counts = np.array([len(b) for b in by_digit])
-    support_pos = rng.integers(0, counts, size=(n_trials, 10))               # (T, 10) position in by_digit
+    support_pos = rng.integers(0, counts, size=(n_trials, 10))  # (T, 10): place in by_digit
     # The test image: any other image of the answer's digit (skip over its support).
-    test_pos = rng.integers(0, counts[answer] - 1)                           # (T,)
+    test_pos = rng.integers(0, counts[answer] - 1)               # (T,)
     test_pos += test_pos >= support_pos[np.arange(n_trials), answer]
-    support_idx = np.stack([by_digit[d][support_pos[:, d]] for d in range(10)], axis=1)  # (T, 10)
-    test_idx = np.array([by_digit[a][p] for a, p in zip(answer, test_pos)])              # (T,)
+    support_idx = np.stack([by_digit[d][support_pos[:, d]] for d in range(10)], 1)  # (T, 10)
+    test_idx = np.array([by_digit[a][p] for a, p in zip(answer, test_pos)])         # (T,)
 
     def prepare(idx: np.ndarray) -> np.ndarray:
         flat = images[idx.reshape(-1)].astype(np.float32) / 255.0
         return resize_images(flat, size).reshape(*idx.shape, size, size)
 
-    return Trials(prepare(test_idx), prepare(support_idx), answer.astype(np.int64), ["mnist"] * n_trials)
+    return Trials(prepare(test_idx), prepare(support_idx), answer.astype(np.int64),
+                  ["mnist"] * n_trials)

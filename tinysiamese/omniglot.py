@@ -199,7 +199,9 @@ def find_data_root(path: str | os.PathLike | None = None) -> Path:
             "or pass --data PATH"
         )
     if not root.is_dir():
-        raise FileNotFoundError(f"{origin} {root} is not a folder; pass the folder holding the archives")
+        raise FileNotFoundError(
+            f"{origin} {root} is not a folder; pass the folder holding the archives"
+        )
     if not any(p.exists() for split in SPLITS for p in _split_paths(root, split)):
         raise FileNotFoundError(
             f"{root} does not hold Omniglot: expected images_background.zip or images_background/ "
@@ -210,6 +212,10 @@ def find_data_root(path: str | os.PathLike | None = None) -> Path:
 
 # --------------------------------------------------------------------------------------
 # Reading an archive or its unzipped folder
+
+
+def _unreadable_zip(path: Path, exc: Exception) -> DataError:
+    return DataError(f"{path} is not a readable zip archive ({exc}); download it again")
 
 
 @contextmanager
@@ -226,10 +232,11 @@ def _open_source(root: Path, split: str):
         try:
             zf = zipfile.ZipFile(zip_path)
         except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{zip_path} is not a readable zip archive ({exc}); download it again") from None
+            raise _unreadable_zip(zip_path, exc) from None
         with zf:
             # Only members under images_<split>/ count (this skips e.g. __MACOSX/ folders).
-            entries = [n[len(prefix):] for n in zf.namelist() if n.startswith(prefix) and n != prefix]
+            names = zf.namelist()
+            entries = [n[len(prefix):] for n in names if n.startswith(prefix) and n != prefix]
             yield zip_path, entries, lambda entry: zf.read(prefix + entry)
     elif folder.is_dir():
         entries = []
@@ -263,24 +270,31 @@ def _parse_entries(entries: list[str], source: Path) -> dict[str, dict[str, dict
         alphabet, character, file_name = parts
         match = _FILE_NAME.match(file_name)
         if match is None:
-            raise DataError(f"{source}: unexpected file name {entry} (Omniglot names are NNNN_DD.png)")
+            raise DataError(
+                f"{source}: unexpected file name {entry} (Omniglot names are NNNN_DD.png)"
+            )
         drawer = int(match.group(2))
         if not 1 <= drawer <= N_DRAWERS:
             raise DataError(f"{source}: {entry} names drawer {drawer}; Omniglot drawers are 01-20")
         drawers = tree.setdefault(alphabet, {}).setdefault(character, {})
         if drawer in drawers:
-            raise DataError(f"{source}: {character} of {alphabet} has two images of drawer {drawer}")
+            raise DataError(
+                f"{source}: {character} of {alphabet} has two images of drawer {drawer}"
+            )
         drawers[drawer] = entry
     if not tree:
         raise DataError(f"{source} holds no alphabets; is it an Omniglot archive?")
     for alphabet, characters in tree.items():
         if not characters:
-            raise DataError(f"{source}: alphabet {alphabet} has no characters; the archive is incomplete")
+            raise DataError(
+                f"{source}: alphabet {alphabet} has no characters; the archive is incomplete"
+            )
         for character, drawers in characters.items():
             missing = sorted(set(range(1, N_DRAWERS + 1)) - set(drawers))
             if missing:
                 raise DataError(
-                    f"{source}: {alphabet}/{character} lacks drawer(s) {', '.join(map(str, missing))}; "
+                    f"{source}: {alphabet}/{character} lacks drawer(s) "
+                    f"{', '.join(map(str, missing))}; "
                     "every Omniglot character has 20 - the archive is incomplete"
                 )
     return tree
@@ -346,7 +360,8 @@ def _decode_split(root: Path, split: str, size: int, on_bad_image: str) -> Omnig
                     try:
                         image = decode_png(read(entry))
                         if image.shape != (NATIVE_SIZE, NATIVE_SIZE):
-                            raise ValueError(f"it is {image.shape[1]}x{image.shape[0]}, not 105x105")
+                            h, w = image.shape
+                            raise ValueError(f"it is {w}x{h}, not 105x105")
                     except Exception as exc:  # Pillow and zlib raise many types for bad bytes
                         if on_bad_image == "error":
                             raise DataError(
@@ -392,7 +407,7 @@ def _fingerprint(root: Path, split: str) -> str:
                 for info in zf.infolist():
                     digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
         except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{zip_path} is not a readable zip archive ({exc}); download it again") from None
+            raise _unreadable_zip(zip_path, exc) from None
     elif folder.is_dir():
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames.sort()
@@ -443,7 +458,10 @@ def _save_cache(path: Path, data: OmniglotSplit) -> None:
             raise
     except OSError as exc:
         # The cache only saves time; a read-only home must not stop training.
-        warnings.warn(f"could not write the Omniglot cache {path} ({exc}); the next load decodes again")
+        warnings.warn(
+            f"could not write the Omniglot cache {path} ({exc}); the next load decodes again",
+            stacklevel=3,  # point at the caller of load_split
+        )
 
 
 def _load_cache(path: Path, split: str) -> OmniglotSplit | None:
@@ -499,11 +517,14 @@ def load_split(
     if on_bad_image not in ("error", "skip"):
         raise ValueError(f"on_bad_image must be 'error' or 'skip', not {on_bad_image!r}")
     if not isinstance(size, (int, np.integer)) or not 1 <= size <= 4 * NATIVE_SIZE:
-        raise ValueError(f"image size must be an integer between 1 and {4 * NATIVE_SIZE}, not {size!r}")
+        raise ValueError(
+            f"image size must be an integer between 1 and {4 * NATIVE_SIZE}, not {size!r}"
+        )
     root = Path(root)
     if not use_cache:
         return _decode_split(root, split, int(size), on_bad_image)
-    path = _cache_path(Path(cache_dir) if cache_dir else default_cache_dir(), root, split, int(size), on_bad_image)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = _cache_path(cache_dir, root, split, int(size), on_bad_image)
     data = _load_cache(path, split)
     if data is None:
         data = _decode_split(root, split, int(size), on_bad_image)
@@ -523,8 +544,10 @@ def subset(
 ) -> OmniglotSubset:
     """Keep the characters of ``alphabets`` (None: all) as drawn by ``drawers`` (1-based)."""
     drawers = tuple(int(d) for d in drawers)
-    if not drawers or any(not 1 <= d <= split.images.shape[1] for d in drawers) or len(set(drawers)) != len(drawers):
-        raise ValueError(f"drawers must be distinct numbers from 1 to {split.images.shape[1]}, not {drawers}")
+    n_drawers = split.images.shape[1]
+    in_range = all(1 <= d <= n_drawers for d in drawers)
+    if not drawers or len(set(drawers)) != len(drawers) or not in_range:
+        raise ValueError(f"drawers must be distinct numbers from 1 to {n_drawers}, not {drawers}")
     wanted = list(split.alphabets) if alphabets is None else list(alphabets)
     missing = [a for a in wanted if a not in split.alphabets]
     if missing:
@@ -555,11 +578,14 @@ def paper_split(split: OmniglotSplit, which: str) -> OmniglotSubset:
         raise ValueError(f"unknown set {which!r}: choose one of {', '.join(PAPER_SPLITS)}")
     spec = PAPER_SPLITS[which]
     if not split.name.startswith(spec.archive):
-        raise ValueError(f"the paper's {which!r} set comes from the {spec.archive} split, not {split.name}")
+        raise ValueError(
+            f"the paper's {which!r} set comes from the {spec.archive} split, not {split.name}"
+        )
     return subset(split, spec.alphabets, spec.drawers, name=which)
 
 
-def load_paper_split(root: str | os.PathLike, which: str, size: int = NATIVE_SIZE, **kwargs) -> OmniglotSubset:
+def load_paper_split(root: str | os.PathLike, which: str, size: int = NATIVE_SIZE,
+                     **kwargs) -> OmniglotSubset:
     """Load the archive that the paper's ``which`` set needs and cut the set from it."""
     if which not in PAPER_SPLITS:
         raise ValueError(f"unknown set {which!r}: choose one of {', '.join(PAPER_SPLITS)}")

@@ -18,13 +18,14 @@ import math
 import os
 import re
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import numpy as np
 
-from .omniglot import NATIVE_SIZE, DataError, OmniglotSubset, decode_png, strokes_to_ink, as_float
+from .omniglot import NATIVE_SIZE, DataError, OmniglotSubset, as_float, decode_png, strokes_to_ink
 
 
 @dataclass
@@ -44,7 +45,9 @@ class Trials:
 
     def __post_init__(self):
         t, n = self.support.shape[:2]
-        if self.test.shape != (t, *self.support.shape[2:]) or self.answer.shape != (t,) or len(self.alphabet) != t:
+        consistent = (self.test.shape == (t, *self.support.shape[2:])
+                      and self.answer.shape == (t,) and len(self.alphabet) == t)
+        if not consistent:
             raise ValueError(
                 f"inconsistent trials: test {self.test.shape}, support {self.support.shape}, "
                 f"answer {self.answer.shape}, {len(self.alphabet)} alphabet labels"
@@ -82,7 +85,9 @@ def within_alphabet_trials(subset: OmniglotSubset, n_way: int = 20, n_trials: in
     if n_trials < 1:
         raise ValueError(f"need at least one trial, not {n_trials}")
     if len(subset.drawers) < 2:
-        raise ValueError(f"within-alphabet trials need two drawers; the subset has {list(subset.drawers)}")
+        raise ValueError(
+            f"within-alphabet trials need two drawers; the subset has {list(subset.drawers)}"
+        )
     counts = np.bincount(subset.alphabet_of, minlength=len(subset.alphabets))
     if counts.min() < n_way:
         smallest = int(counts.argmin())
@@ -98,7 +103,7 @@ def within_alphabet_trials(subset: OmniglotSubset, n_way: int = 20, n_trials: in
         chars = rng.choice(np.flatnonzero(subset.alphabet_of == a), size=n_way, replace=False)
         first, second = rng.choice(len(subset.drawers), size=2, replace=False)
         support = as_float(subset.images[chars, second])                  # (N, H, W)
-        tests.append(as_float(subset.images[chars, first]))              # (N, H, W): trial j tests char j
+        tests.append(as_float(subset.images[chars, first]))             # (N, H, W): j tests char j
         supports.append(np.broadcast_to(support, (n_way, *support.shape)))  # (N, N, H, W)
         answers.append(np.arange(n_way))
         names += [subset.alphabets[a]] * n_way
@@ -114,11 +119,17 @@ def within_alphabet_trials(subset: OmniglotSubset, n_way: int = 20, n_trials: in
 # Lake's official 20 runs
 
 
-def _run_files(path: Path):
-    """-> (read(relative path) -> bytes, {run name: (run prefix, class_labels text)}).
+def _is_run(name: str) -> bool:
+    return re.fullmatch(r"run\d+", name) is not None
 
-    ``path`` is ``all_runs.zip`` or a folder holding ``runNN/`` (possibly inside
-    ``all_runs/``). Names in class_labels.txt are relative to the folder holding the runs.
+
+@contextmanager
+def _open_runs(path: Path):
+    """Yield (read, runs): read(relative path) -> bytes; runs = {name: (prefix, labels text)}.
+
+    ``path`` is ``all_runs.zip`` or a folder holding ``runNN/`` (possibly one level down,
+    as in ``all_runs/runNN/``). Names in class_labels.txt are relative to the folder
+    holding the runs, which ``prefix`` names.
     """
     runs = {}
     if path.is_file():
@@ -126,33 +137,48 @@ def _run_files(path: Path):
             zf = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
             raise DataError(f"{path} is not a readable zip archive ({exc})") from None
-        names = set(zf.namelist())
-        for name in sorted(names):
-            p = PurePosixPath(name)
-            if p.name == "class_labels.txt" and len(p.parts) <= 3 and re.fullmatch(r"run\d+", p.parent.name):
-                runs[p.parent.name] = (str(p.parent.parent) if len(p.parts) == 3 else "", zf.read(name).decode())
 
         def read(rel: str) -> bytes:
             try:
                 return zf.read(rel)
             except KeyError:
                 raise DataError(f"{path} has no {rel}, named in its class_labels.txt") from None
+
+        with zf:
+            for name in sorted(zf.namelist()):
+                p = PurePosixPath(name)  # runNN/class_labels.txt or <folder>/runNN/class_labels.txt
+                if p.name == "class_labels.txt" and len(p.parts) <= 3 and _is_run(p.parent.name):
+                    prefix = str(p.parent.parent) if len(p.parts) == 3 else ""
+                    runs[p.parent.name] = (prefix, zf.read(name).decode())
+            _check_found(path, runs)
+            yield read, runs
     elif path.is_dir():
-        for labels in sorted(path.glob("run*/class_labels.txt")) + sorted(path.glob("*/run*/class_labels.txt")):
-            if re.fullmatch(r"run\d+", labels.parent.name):
-                prefix = labels.parent.parent.relative_to(path).as_posix()
-                runs[labels.parent.name] = ("" if prefix == "." else prefix, labels.read_text())
 
         def read(rel: str) -> bytes:
             try:
                 return (path / rel).read_bytes()
             except FileNotFoundError:
-                raise DataError(f"{path / rel}, named in a class_labels.txt, does not exist") from None
+                raise DataError(
+                    f"{path / rel}, named in a class_labels.txt, does not exist"
+                ) from None
+
+        candidates = sorted(path.glob("run*/class_labels.txt"))
+        candidates += sorted(path.glob("*/run*/class_labels.txt"))
+        for labels in candidates:
+            if _is_run(labels.parent.name):
+                prefix = labels.parent.parent.relative_to(path).as_posix()
+                runs[labels.parent.name] = ("" if prefix == "." else prefix, labels.read_text())
+        _check_found(path, runs)
+        yield read, runs
     else:
-        raise FileNotFoundError(f"{path} does not exist; pass all_runs.zip or the folder holding run01/ ... run20/")
+        raise FileNotFoundError(
+            f"{path} does not exist; pass all_runs.zip or the folder holding run01/ ... run20/"
+        )
+
+
+def _check_found(path: Path, runs: dict) -> None:
     if not runs:
         raise DataError(f"{path} holds no runNN/class_labels.txt; is it Lake's all_runs?")
-    return read, runs
 
 
 def _load_run_image(read, rel: str, size: int) -> np.ndarray:
@@ -162,7 +188,27 @@ def _load_run_image(read, rel: str, size: int) -> np.ndarray:
         raise
     except Exception as exc:
         raise DataError(f"cannot read image {rel}: {exc}") from None
-    return as_float(strokes_to_ink(strokes[None], size))[0]  # same quantisation as the training data
+    return as_float(strokes_to_ink(strokes[None], size))[0]  # quantised like the training data
+
+
+def _parse_labels(run: str, text: str) -> list[tuple[str, str]]:
+    """A run's class_labels.txt -> [(test image, its correct support image)]."""
+    pairs = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise DataError(
+                f"{run}/class_labels.txt line {i}: expected 'test-image support-image', "
+                f"got {line!r}"
+            )
+        pairs.append((parts[0], parts[1]))
+    if not pairs:
+        raise DataError(f"{run}/class_labels.txt lists no trials")
+    if len({support for _, support in pairs}) != len(pairs):
+        raise DataError(f"{run}: two test items share a support; each class should appear once")
+    return pairs
 
 
 def load_lake_runs(path: str | os.PathLike, size: int = NATIVE_SIZE) -> Trials:
@@ -173,32 +219,19 @@ def load_lake_runs(path: str | os.PathLike, size: int = NATIVE_SIZE) -> Trials:
     ``runNN/test/itemKK.png runNN/training/classMM.png`` (its correct support).
     Images are 105x105 black on white; they come back as strokes = 1, resized to ``size``.
     """
-    read, runs = _run_files(Path(path))
     tests, supports, answers, names = [], [], [], []
-    for run, (prefix, text) in runs.items():
-        pairs = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2:
-                raise DataError(f"{run}/class_labels.txt line {i}: expected 'test-image support-image', got {line!r}")
-            pairs.append(parts)
-        if not pairs:
-            raise DataError(f"{run}/class_labels.txt lists no trials")
-        classes = sorted({support for _, support in pairs})
-        if len(classes) != len(pairs):
-            raise DataError(f"{run}: {len(pairs)} test items but {len(classes)} distinct supports; each should appear once")
-
-        def rel(name: str) -> str:
-            return f"{prefix}/{name}" if prefix else name
-
-        support = np.stack([_load_run_image(read, rel(c), size) for c in classes])  # (N, H, W)
-        for item, answer in sorted(pairs):
-            tests.append(_load_run_image(read, rel(item), size))
-            supports.append(support)
-            answers.append(classes.index(answer))
-            names.append(run)
+    with _open_runs(Path(path)) as (read, runs):
+        for run, (prefix, text) in runs.items():
+            pairs = _parse_labels(run, text)
+            classes = sorted(support for _, support in pairs)
+            folder = f"{prefix}/" if prefix else ""
+            # (N, H, W): the supports, shared by the run's N trials
+            support = np.stack([_load_run_image(read, folder + c, size) for c in classes])
+            for item, answer in sorted(pairs):
+                tests.append(_load_run_image(read, folder + item, size))
+                supports.append(support)
+                answers.append(classes.index(answer))
+                names.append(run)
     n_ways = {s.shape[0] for s in supports}
     if len(n_ways) != 1:
         raise DataError(f"the runs in {path} have different numbers of ways: {sorted(n_ways)}")

@@ -88,7 +88,9 @@ class PairLoader:
                  distort: bool = True, distortions: int = 0, fixed_pairs: bool = False,
                  hard_negative_fraction: float = 0.0, seed: int = 0, prefetch: int = 2):
         if batch_size < 2 or batch_size % 2:
-            raise ValueError(f"batch_size must be even (half same, half different pairs), not {batch_size}")
+            raise ValueError(
+                f"batch_size must be even (half same, half different pairs), not {batch_size}"
+            )
         if distortions < 0:
             raise ValueError(f"distortions must be 0 or more, not {distortions}")
         if distort and distortions:
@@ -97,7 +99,9 @@ class PairLoader:
                 "(k distorted copies of each pair, the paper's scheme), not both"
             )
         if not 0.0 <= hard_negative_fraction <= 1.0:
-            raise ValueError(f"hard_negative_fraction must lie in [0, 1], not {hard_negative_fraction}")
+            raise ValueError(
+                f"hard_negative_fraction must lie in [0, 1], not {hard_negative_fraction}"
+            )
         if seed < 0:
             raise ValueError(f"seed must be 0 or more, not {seed}")
         if prefetch < 0:
@@ -119,17 +123,22 @@ class PairLoader:
         self.seed = seed
         self.prefetch = prefetch
         if len(self) < 1:
-            raise ValueError(f"pairs_per_epoch {pairs_per_epoch} gives no full batch of {batch_size}")
+            raise ValueError(
+                f"pairs_per_epoch {pairs_per_epoch} gives no full batch of {batch_size}"
+            )
         self.epoch = 0             # the epoch iter(loader) runs next
         self.wait_seconds = 0.0    # total time the consumer waited for a batch
         self._active = None        # weak reference to the running epoch's generator, for close()
-        # The characters of each alphabet, as one flat array plus offsets, to pick them vectorised.
-        self._alphabets = np.flatnonzero(counts)
-        self._by_alphabet = np.argsort(subset.alphabet_of, kind="stable")
-        self._start = np.concatenate([[0], np.cumsum(counts)])[:-1]
+        # The characters grouped by alphabet in one flat array, plus where each group starts:
+        # "a random character of alphabet a" for many pairs at once is one vectorised lookup.
+        n_chars = len(subset.alphabet_of)
+        self._alphabets = np.flatnonzero(counts)                           # non-empty alphabets
+        self._by_alphabet = np.argsort(subset.alphabet_of, kind="stable")  # (n_chars,)
+        self._start = np.cumsum(counts) - counts                           # (n_alphabets,)
         self._count = counts
-        self._rank = np.empty(len(subset.alphabet_of), dtype=np.int64)  # a character's place in its alphabet
-        self._rank[self._by_alphabet] = np.arange(len(subset.alphabet_of)) - self._start[subset.alphabet_of[self._by_alphabet]]
+        position = np.empty(n_chars, dtype=np.int64)
+        position[self._by_alphabet] = np.arange(n_chars)
+        self._rank = position - self._start[subset.alphabet_of]  # place in its alphabet's group
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -161,14 +170,16 @@ class PairLoader:
         j = rng.integers(0, self._count[a2] - shared, size=n_diff)
         j += shared & (j >= self._rank[c1])  # within one alphabet, skip c1 itself
         c2 = self._by_alphabet[self._start[a2] + j]
-        diff = (c1, rng.integers(0, n_drawers, size=n_diff), c2, rng.integers(0, n_drawers, size=n_diff))
+        d1, d2 = rng.integers(0, n_drawers, size=(2, n_diff))
+        diff = (c1, d1, c2, d2)
         return same, diff
 
     def _plan(self, epoch: int) -> _Plan:
         size = self.subset.images.shape[-1]
-        pair_rng = np.random.default_rng(
-            [self.seed, _STREAM_FIXED_PAIRS] if self.fixed_pairs else [self.seed, _STREAM_FRESH_PAIRS, epoch]
-        )
+        if self.fixed_pairs:
+            pair_rng = np.random.default_rng([self.seed, _STREAM_FIXED_PAIRS])
+        else:
+            pair_rng = np.random.default_rng([self.seed, _STREAM_FRESH_PAIRS, epoch])
         order_rng = np.random.default_rng([self.seed, _STREAM_ORDER, epoch])
         half = self.batch_size // 2
         n_batches = len(self)
@@ -177,11 +188,11 @@ class PairLoader:
         copies = 1 + self.distortions
 
         def expand(pairs):
-            """Emit each pair `copies` times (copy 0 undistorted), shuffle, keep what fills batches."""
+            """Emit each pair `copies` times (copy 0 as is), shuffle, keep what fills batches."""
             n = len(pairs[0])
             cols = [np.repeat(a, copies) for a in pairs]                 # (n * copies,)
             warped = np.tile(np.arange(copies) > 0, n)
-            if self.distortions:  # the paper's copies: drawn with the pairs, so fixed_pairs fixes them too
+            if self.distortions:  # the paper's copies: drawn with the pairs, fixed with them
                 w1 = random_affine_params(pair_rng, n * copies, size)
                 w2 = random_affine_params(pair_rng, n * copies, size)
             keep = order_rng.permutation(n * copies)[: n_batches * half]
@@ -219,7 +230,8 @@ class PairLoader:
         rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
         images = self.subset.images
         out = []
-        for char, drawer, warp in ((plan.char1, plan.drawer1, plan.warp1), (plan.char2, plan.drawer2, plan.warp2)):
+        sides = ((plan.char1, plan.drawer1, plan.warp1), (plan.char2, plan.drawer2, plan.warp2))
+        for char, drawer, warp in sides:
             x = as_float(images[char[rows], drawer[rows]])  # (B, H, W)
             if warp is not None:
                 mask = plan.warped[rows]
@@ -240,7 +252,9 @@ class PairLoader:
     def iter_epoch(self, epoch: int, start_batch: int = 0):
         """Generator of epoch ``epoch``'s batches, from batch ``start_batch`` on."""
         if epoch < 0 or not 0 <= start_batch <= len(self):
-            raise ValueError(f"need epoch >= 0 and 0 <= start_batch <= {len(self)}, got {epoch}, {start_batch}")
+            raise ValueError(
+                f"need epoch >= 0 and 0 <= start_batch <= {len(self)}, got {epoch}, {start_batch}"
+            )
         self.close()  # one running epoch at a time
         batches = self._batches(self._plan(epoch), range(start_batch, len(self)))
         # Only a weak reference: a generator the caller drops is then closed at once (which
@@ -292,7 +306,7 @@ class PairLoader:
                         break
                     except queue.Empty:
                         if not worker.is_alive() and ready.empty():
-                            raise RuntimeError("the pair loader's worker thread ended unexpectedly") from None
+                            raise RuntimeError("the pair loader's worker thread died") from None
                 self.wait_seconds += time.perf_counter() - start
                 if item is _DONE:
                     return
@@ -319,5 +333,7 @@ class PairLoader:
 
     def set_state(self, state: dict) -> None:
         if int(state["seed"]) != self.seed:
-            raise ValueError(f"loader state is for seed {state['seed']}, but this loader has seed {self.seed}")
+            raise ValueError(
+                f"loader state is for seed {state['seed']}, but this loader has seed {self.seed}"
+            )
         self.epoch = int(state["epoch"])
