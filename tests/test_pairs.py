@@ -138,9 +138,12 @@ def test_option_errors():
         _loader().iter_epoch(0, start_batch=99)
 
 
-def test_remainder_is_dropped():
-    loader = _loader(batch_size=16, pairs_per_epoch=170)
-    assert len(loader) == 10 and len(_epoch(loader)) == 10
+@pytest.mark.parametrize("pairs, batch, k, n_batches", [(170, 16, 0, 10), (3, 2, 1, 3), (35, 4, 2, 26)])
+def test_remainder_is_dropped(pairs, batch, k, n_batches):
+    loader = _loader(batch_size=batch, pairs_per_epoch=pairs, distortions=k)
+    assert len(loader) == n_batches
+    batches = _epoch(loader)
+    assert len(batches) == n_batches and all(len(y) == batch for _, _, y in batches)
 
 
 def _wait_for_no_workers(timeout=3.0):

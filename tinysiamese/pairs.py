@@ -183,9 +183,11 @@ class PairLoader:
         order_rng = np.random.default_rng([self.seed, _STREAM_ORDER, epoch])
         half = self.batch_size // 2
         n_batches = len(self)
-        n_same = (self.pairs_per_epoch + 1) // 2
-        same, diff = self._draw_pairs(pair_rng, n_same, self.pairs_per_epoch - n_same)
         copies = 1 + self.distortions
+        # Enough pairs of each kind to fill the epoch's batches once copied (a few more when
+        # the numbers do not divide: the shuffle below then leaves the spare ones out).
+        n_each = -(-n_batches * half // copies)
+        same, diff = self._draw_pairs(pair_rng, n_each, n_each)
 
         def expand(pairs):
             """Emit each pair `copies` times (copy 0 as is), shuffle, keep what fills batches."""
