@@ -4,7 +4,8 @@ A *same* pair is one character drawn by two different drawers (label 1); a *diff
 pair is two different characters (label 0). Every minibatch holds half of each. To give
 every alphabet an equal share, each pair first picks its alphabet uniformly, then its
 characters; ``hard_negative_fraction`` of the different pairs take both characters from
-that one alphabet, like the within-alphabet one-shot test does.
+that one alphabet, like the within-alphabet one-shot test does (the others pick a second
+alphabet uniformly, which is the same one by chance 1 time in n_alphabets).
 
 Distortions (Koch et al. section 3.3, see :mod:`tinysiamese.distort`), two ways:
 
