@@ -1,6 +1,6 @@
 """The paper's affine distortions, in pure NumPy, for a whole batch at once.
 
-Koch et al. (2015), section 3.3: each training image may be distorted by an affine map
+Koch et al. (2015, "Affine distortions"): each training image may be distorted by an affine map
 with parameters T = (theta, rho_x, rho_y, s_x, s_y, t_x, t_y):
 
     rotation     theta      in [-10, 10] degrees

@@ -7,7 +7,7 @@ characters; ``hard_negative_fraction`` of the different pairs take both characte
 that one alphabet, like the within-alphabet one-shot test does (the others pick a second
 alphabet uniformly, which is the same one by chance 1 time in n_alphabets).
 
-Distortions (Koch et al. section 3.3, see :mod:`tinysiamese.distort`), two ways:
+Distortions (the paper's affine distortions, see :mod:`tinysiamese.distort`), two ways:
 
 * ``distort=True`` (the default, practical): every image of every batch gets a fresh
   random affine distortion - the net never sees the exact same pair twice.
