@@ -110,12 +110,24 @@ def apply_affine(images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     n, h, w = images.shape
     if matrices.shape != (n, 2, 3):
         raise ValueError(f"need one (2, 3) matrix per image: got {matrices.shape} for {n} images")
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w, np.float32)])  # (3, H*W)
+    out = np.empty_like(images)
+    # A few images at a time: the dozen temporaries per pixel then stay in the CPU cache,
+    # which makes a batch of 256 images at 105x105 about twice as fast as all at once.
+    step = max(1, 2**18 // (h * w))
+    for i in range(0, n, step):
+        out[i:i + step] = _warp(images[i:i + step], matrices[i:i + step].astype(np.float32), grid)
+    return out
+
+
+def _warp(images: np.ndarray, matrices: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """apply_affine on a few images; grid (3, H*W) holds every output pixel's (x, y, 1)."""
+    n, h, w = images.shape
     # Zero border: 1 pixel before and 2 after, so both neighbours of any clipped point exist.
     padded = np.zeros((n, h + 3, w + 3), dtype=np.float32)
     padded[:, 1:h + 1, 1:w + 1] = images
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    grid = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w, np.float32)])  # (3, H*W)
-    src = matrices.astype(np.float32) @ grid                                # (n, 2, H*W)
+    src = matrices @ grid  # (n, 2, H*W): where each output pixel reads the input
     # A point beyond -1 or past the last pixel reads only zeros; clipping it to that edge
     # keeps every neighbour inside the padded array without changing its value.
     x = np.clip(src[:, 0], -1, w)
