@@ -1,4 +1,4 @@
-"""The command line: ``tinysiamese data download|info`` and ``tinysiamese eval``.
+"""The command line: ``tinysiamese train | eval | verify | gradcheck | data | plot ...``.
 
 The commands only parse options and print; the work happens in the modules. Errors in
 what the user asked for (a missing path, a bad option) exit with status 2, failures of
@@ -7,12 +7,20 @@ the data or the download with status 1 - each as one line, never a traceback.
 from __future__ import annotations
 
 import json
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from . import __version__, baselines, download as dl, mnist, omniglot, oneshot
+from . import __version__, baselines, download as dl, gradcheck, mnist, omniglot, oneshot
+from . import train as train_mod
+from .backend import BACKEND_NAMES, BackendUnavailableError, get_backend
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .images import ImageError, load_user_image
+from .model import PRESETS, preset_config
+from .pretrained import pretrained_path
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DATA_HELP = ("Folder holding the Omniglot archives "
@@ -38,9 +46,11 @@ def main():
 
     \b
     Start with:
-      tinysiamese data download
-      tinysiamese data info
-      tinysiamese eval --baseline nn
+      tinysiamese verify a.png b.png           # the model shipped with the package
+      tinysiamese data download                # the Omniglot archives
+      tinysiamese train                        # train the small preset (CPU, < 1 hour)
+      tinysiamese eval runs/<run>/best.npz     # 20-way one-shot accuracy
+      tinysiamese gradcheck                    # prove every backward pass
     """
 
 
@@ -165,8 +175,10 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 
 
 @main.command("eval", context_settings=CONTEXT)
-@click.option("--baseline", type=click.Choice(["nn", "hausdorff"]), required=True,
-              help="1-nearest-neighbour on pixels, or Lake's modified Hausdorff distance.")
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Choice(["nn", "hausdorff"]), default=None,
+              help="Score with 1-nearest-neighbour on pixels, or Lake's modified Hausdorff "
+                   "distance, instead of a model.")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
               help=DATA_HELP + " Trials are within-alphabet.")
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
@@ -179,25 +191,267 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 @click.option("--trials", "n_trials", type=int, default=400, show_default=True,
               help="Number of trials.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing the trials.")
-@click.option("--size", type=int, default=omniglot.NATIVE_SIZE, show_default=True,
-              help="Image side in pixels.")
+@click.option("--size", type=int, default=None,
+              help="Image side in pixels [default: the model's input; 105 for baselines].")
+@click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy",
+              show_default=True, help="Array backend for the model.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Cache of decoded Omniglot arrays [default: $TINYSIAMESE_CACHE or "
                    "~/.cache/tinysiamese/arrays].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def eval_command(baseline, data_path, split, runs, mnist_path, ways, n_trials, seed, size,
-                 cache_dir, as_json):
-    """One-shot accuracy of a scorer on N-way trials, with a 95% Wilson interval.
+def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways, n_trials, seed,
+                 size, backend_name, cache_dir, as_json):
+    """One-shot accuracy of a model (or a baseline) on N-way trials, with a 95% interval.
+
+    CHECKPOINT is a .npz written by `tinysiamese train`; without it (and without
+    --baseline) the model shipped with the package is scored. The interval is Wilson's.
 
     \b
     Examples:
-      tinysiamese eval --baseline nn --data ../shared/data/omniglot
+      tinysiamese eval --data ../shared/data/omniglot
+      tinysiamese eval runs/my-run/best.npz --data ../shared/data/omniglot --json
+      tinysiamese eval --mnist ../shared/data/mnist
       tinysiamese eval --baseline hausdorff --runs all_runs.zip
       tinysiamese eval --baseline nn --mnist ../shared/data/mnist --json
     """
+    if baseline is not None and checkpoint is not None:
+        raise click.UsageError("give a CHECKPOINT or --baseline, not both")
+    if n_trials < 1:
+        raise click.UsageError(f"--trials must be at least 1, not {n_trials}")
+    if baseline is not None:
+        score = {"nn": baselines.nn_score, "hausdorff": baselines.hausdorff_score}[baseline]
+        scorer, size = f"baseline {baseline}", size or omniglot.NATIVE_SIZE
+    else:
+        model, path = _model(checkpoint, backend_name)
+        if size not in (None, model.cfg["image_size"]):
+            raise click.UsageError(f"this model reads {model.cfg['image_size']}px images; "
+                                   "leave out --size")
+        score, scorer = train_mod.model_score(model), f"model {path}"
+        size = model.cfg["image_size"]
     with _errors():
         trials, source = _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed,
                                       size, cache_dir)
-        score = {"nn": baselines.nn_score, "hausdorff": baselines.hausdorff_score}[baseline]
         result = oneshot.evaluate(score, trials)
-    _print_result(result, f"baseline {baseline}", source, as_json)
+    _print_result(result, scorer, source, as_json)
+
+
+# --------------------------------------------------------------------------------------
+# tinysiamese gradcheck
+
+
+@main.command("gradcheck", context_settings=CONTEXT)
+@click.option("--layer", "layer_spec", default=None,
+              help="Check one layer: a name (Conv2D, MaxPool2D, Dense, ReLU, Sigmoid, Flatten, "
+                   "WeightedL1, SiameseNet) or your own class as module:Class.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for shapes' values.")
+@click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy",
+              show_default=True, help="Array backend to check on (always in float64).")
+def gradcheck_command(layer_spec, seed, backend_name):
+    """Prove every backward pass by central finite differences in float64.
+
+    Prints one row per tensor: layer, tensor, shape, relative error
+    max|a - n| / max(|a| + |n|), and pass/fail (error < 1e-6). Exits 0 when all pass.
+
+    \b
+    Examples:
+      tinysiamese gradcheck
+      tinysiamese gradcheck --layer Conv2D --seed 3
+      tinysiamese gradcheck --layer mylayers:MyConv2D    # your own layer, same API
+    """
+    backend = _backend(backend_name)
+    cls = None
+    if layer_spec is None:
+        kinds = list(gradcheck.LAYER_NAMES)
+    elif ":" in layer_spec:
+        with _errors():
+            cls, kind = gradcheck.load_student_layer(layer_spec)
+        kinds = [kind]
+        click.echo(f"checking {layer_spec} as a {kind}: built as {gradcheck.STUDENT_ARGS[kind]}",
+                   err=True)
+    elif layer_spec in gradcheck.LAYER_NAMES:
+        kinds = [layer_spec]
+    else:
+        raise click.UsageError(f"unknown layer {layer_spec!r}: choose one of "
+                               f"{', '.join(gradcheck.LAYER_NAMES)} or give module:Class")
+    results = []
+    for kind in kinds:
+        try:
+            results += gradcheck.check_standard(kind, backend, seed, cls)
+        except Exception as exc:  # a student's layer may fail in any way: report, don't crash
+            if cls is None:
+                raise
+            raise click.ClickException(f"{layer_spec} raised {exc.__class__.__name__}: {exc}") from None
+    rows = [("layer", "tensor", "shape", "rel. error", "result")]
+    rows += [(r.layer, r.tensor, str(r.shape), f"{r.rel_error:.2e}", "ok" if r.passed else "FAIL")
+             for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    failed = [r for r in results if not r.passed]
+    click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed (tolerance "
+               f"{gradcheck.TOLERANCE:g}, float64, backend {backend.name})", err=True)
+    sys.exit(1 if failed else 0)
+
+
+# --------------------------------------------------------------------------------------
+# tinysiamese train
+
+
+def _backend(name, dtype="float32"):
+    try:
+        return get_backend(name, dtype)
+    except BackendUnavailableError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _read_config(path: Path) -> dict:
+    """A JSON or TOML file of preset overrides -> dict (one-line errors)."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise click.UsageError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise click.UsageError("TOML configs need Python 3.11+; write the config as JSON") from None
+            cfg = tomllib.loads(text.decode())
+        else:
+            cfg = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"config {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise click.UsageError(f"config {path} must hold an object of settings, e.g. {{\"epochs\": 50}}")
+    return cfg
+
+
+def _positive(name):
+    def check(ctx, param, value):
+        if value is not None and value < 1:
+            raise click.BadParameter(f"must be at least 1, not {value}")
+        return value
+    return check
+
+
+@main.command("train", context_settings=CONTEXT)
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+              help="Omniglot folder (the zips or unzipped) [default: $TINYSIAMESE_DATA or ~/.cache/tinysiamese/omniglot].")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+              help="Network and schedule: small (default; CPU, under an hour), koch (the paper's, for a GPU), tiny (tests).")
+@click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy", show_default=True)
+@click.option("--epochs", type=int, default=None, callback=_positive("epochs"), help="Most epochs to train [default: the preset's].")
+@click.option("--pairs-per-epoch", type=int, default=None, callback=_positive("pairs"), help="Pairs per epoch.")
+@click.option("--batch-size", type=int, default=None, callback=_positive("batch"), help="Pairs per minibatch (even).")
+@click.option("--distortions", type=int, default=None,
+              help="0: a fresh random distortion of every image (default); K>0: the paper's K distorted copies per pair.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<timestamp>].")
+@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last.npz.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="JSON or TOML file overriding any preset setting (e.g. {\"optim\": {\"lr\": 0.01}}).")
+def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batch_size, distortions,
+                  seed, out, resume, config_path):
+    """Train a siamese net on Omniglot's background alphabets, then test its best epoch.
+
+    After every epoch the model answers 320 validation one-shot trials; the best model is
+    kept, and at the end it is scored on the 400 within-alphabet 20-way test trials.
+    Ctrl-C finishes the step, saves and tells how to resume.
+
+    \b
+    Examples:
+      tinysiamese train --data ../shared/data/omniglot
+      tinysiamese train --preset koch --backend cupy --out runs/koch
+      tinysiamese train --resume runs/koch
+    """
+    if resume is not None and out is not None:
+        raise click.UsageError("--resume continues in its own folder; leave out --out")
+    if resume is not None and not (resume / "last.npz").is_file():
+        raise click.UsageError(f"nothing to resume: {resume / 'last.npz'} does not exist")
+    overrides = _read_config(config_path) if config_path else {}
+    for key, value in [("epochs", epochs), ("pairs_per_epoch", pairs_per_epoch),
+                       ("batch_size", batch_size), ("distortions", distortions)]:
+        if value is not None:
+            overrides[key] = value
+    if distortions is not None and distortions < 0:
+        raise click.UsageError(f"--distortions must be 0 or more, not {distortions}")
+    with _errors():
+        cfg = preset_config(preset or overrides.pop("preset", "small"), overrides)
+        cfg["preset_given"] = preset is not None
+        cfg.setdefault("epochs", 200)
+        if cfg["batch_size"] % 2:
+            raise ValueError(f"--batch-size must be even (half same, half different pairs), not {cfg['batch_size']}")
+        root = omniglot.find_data_root(data_path)
+    backend = _backend(backend_name)
+    run_dir = resume or out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    progress = _progress_line if sys.stderr.isatty() else None
+    try:
+        result = train_mod.train(cfg, data_root=root, backend=backend, out_dir=run_dir, seed=seed,
+                                 resume=resume is not None, log=_log_line, progress=progress)
+    except (train_mod.TrainingError, CheckpointError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except (omniglot.DataError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.stopped == "diverged":
+        sys.exit(1)
+    if result.stopped == "interrupted":
+        sys.exit(130)
+
+
+def _progress_line(text):
+    click.echo("\r" + text.ljust(79)[:79], nl=False, err=True)
+
+
+def _log_line(text):
+    if sys.stderr.isatty():
+        click.echo("\r" + " " * 79 + "\r", nl=False, err=True)
+    click.echo(text)
+
+
+# --------------------------------------------------------------------------------------
+# tinysiamese verify (and the shipped model)
+
+
+def _model(checkpoint, backend_name):
+    """Load CHECKPOINT (default: the model shipped in the package) -> (SiameseNet, its path)."""
+    path = Path(checkpoint) if checkpoint is not None else pretrained_path()
+    if checkpoint is None and not path.is_file():
+        raise click.ClickException("no checkpoint given and no pretrained model is installed; "
+                                   "train one with `tinysiamese train` and pass its best.npz")
+    backend = _backend(backend_name)
+    try:
+        return model_from_checkpoint(load_checkpoint(path), backend), path
+    except CheckpointError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@main.command("verify", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy", show_default=True)
+def verify_command(files, backend_name):
+    """The probability that two images show the same character: [CHECKPOINT] IMAGE_A IMAGE_B.
+
+    Any PNG or JPEG works: colour and transparency are flattened, dark-on-light drawings
+    are inverted, and the images are resized to the model's input. Without CHECKPOINT the
+    model shipped with the package is used.
+
+    \b
+    Examples:
+      tinysiamese verify a.png b.png
+      tinysiamese verify runs/my-run/best.npz a.png b.png
+    """
+    if len(files) not in (2, 3):
+        raise click.UsageError(f"give two images (and optionally a checkpoint first), got {len(files)} paths")
+    checkpoint, image_a, image_b = (None, *files) if len(files) == 2 else files
+    model, path = _model(checkpoint, backend_name)
+    size = model.cfg["image_size"]
+    try:
+        a, b = (load_user_image(f, size) for f in (image_a, image_b))
+    except ImageError as exc:
+        raise click.UsageError(str(exc)) from None
+    x1, x2 = (model.backend.asarray(im[None, None]) for im in (a, b))
+    p = float(model.backend.to_numpy(model.forward(x1, x2))[0])
+    click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
+               f"({'same' if p >= 0.5 else 'different'}; model {path.name})")

@@ -1,0 +1,271 @@
+"""The training loop: epochs of distorted pairs, one-shot validation, early stopping.
+
+One epoch = ``pairs_per_epoch`` pairs from the pair loader in minibatches. After each
+epoch the model answers 320 within-alphabet 20-way validation trials (the paper's
+early-stopping signal); the best model so far is kept as ``best.npz``. Every epoch also
+writes ``last.npz`` (model, optimiser and progress), from which ``--resume`` continues
+exactly as if the run had never stopped. A run folder holds:
+
+    config.json     the resolved configuration
+    metrics.jsonl   one JSON line per epoch
+    best.npz        the best model by validation accuracy
+    last.npz        the latest state, for resuming
+    summary.json    the final test accuracy of best.npz
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import atomic_write, load_checkpoint, save_checkpoint, CheckpointError
+from .losses import bce_with_logits
+from .model import SiameseNet, encoder_shapes
+from .oneshot import evaluate, within_alphabet_trials
+from .omniglot import load_paper_split
+from .optim import MomentumSGD, make_groups
+from .pairs import PairLoader
+
+
+class TrainingError(Exception):
+    """A run that cannot start or cannot go on (the message says why and what to do)."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    best_val_accuracy: float
+    test: dict | None
+    stopped: str  # "epochs", "early-stop", "interrupted" or "diverged"
+
+
+def model_score(model: SiameseNet, batch_size: int = 256):
+    """A ``score(x1, x2)`` function for :func:`oneshot.evaluate`: the model's logits.
+
+    x1, x2: (M, 1, H, W) host float32 -> (M,) host float64; done in batches of pairs.
+    """
+    backend = model.backend
+
+    def score(x1, x2):
+        out = []
+        for s in range(0, x1.shape[0], batch_size):
+            z = model.forward_logits(backend.asarray(x1[s:s + batch_size]),
+                                     backend.asarray(x2[s:s + batch_size]))
+            out.append(backend.to_numpy(z))
+        return np.concatenate(out).astype(np.float64)
+
+    return score
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail now, not after an hour, if the run folder cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise TrainingError(f"cannot write to the run folder {out_dir} ({exc.strerror or exc}); "
+                            "choose another with --out") from None
+
+
+class _StopFlag:
+    """Ctrl-C sets a flag; the loop finishes its step, saves and exits cleanly."""
+
+    def __init__(self):
+        self.raised = False
+        self._old = None
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.raised:  # a second Ctrl-C: stop at once
+                raise KeyboardInterrupt
+            self.raised = True
+
+        try:
+            self._old = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave Ctrl-C as it is
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _host(d: dict, backend) -> dict:
+    return {k: backend.to_numpy(v) for k, v in d.items()}
+
+
+def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool = False,
+          log=print, progress=None, max_steps: int | None = None) -> TrainResult:
+    """Train a SiameseNet as ``cfg`` says; write everything to ``out_dir``.
+
+    cfg: a resolved preset config (``model.preset_config``) plus "epochs", "patience",
+         "distortions", "val_trials", "test_trials".
+    resume: continue from ``out_dir/last.npz`` (its config and seed win over the arguments).
+    progress: a callable(str) for the in-epoch progress line (None: no progress line).
+    max_steps: stop (as if interrupted) after this many steps; for tests of resuming.
+    """
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
+    start_epoch, start_batch, partial = 0, 0, {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0}
+    best_acc, best_epoch, bad_epochs = -1.0, -1, 0
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(out_dir / "last.npz")
+        saved = ckpt.config
+        if saved.get("preset") != cfg.get("preset") and cfg.get("preset_given"):
+            raise TrainingError(f"{out_dir}/last.npz was trained with preset "
+                                f"{saved.get('preset')!r}, not {cfg.get('preset')!r}: drop "
+                                "--preset when resuming, or start a new run with --out")
+        epochs = cfg["epochs"]
+        cfg = dict(saved, epochs=epochs)
+        seed = ckpt.meta["seed"]
+        start_epoch, start_batch = ckpt.meta["epoch"], ckpt.meta.get("batch", 0)
+        partial = ckpt.meta.get("partial", partial)
+        best_acc, best_epoch = ckpt.meta["best_val_accuracy"], ckpt.meta["best_epoch"]
+        bad_epochs = ckpt.meta["bad_epochs"]
+    encoder_shapes(cfg)
+    atomic_write(out_dir / "config.json",
+                 lambda f: f.write(json.dumps({**cfg, "seed": seed}, indent=2).encode()))
+
+    size = cfg["image_size"]
+    log(f"loading Omniglot at {size}x{size} ...")
+    train_set = load_paper_split(data_root, "train", size)
+    val_set = load_paper_split(data_root, "val", size)
+    val_trials = within_alphabet_trials(val_set, n_way=20, n_trials=cfg.get("val_trials", 320),
+                                        seed=seed + 1)
+
+    model = SiameseNet(cfg, backend=backend, rng=np.random.default_rng(seed))
+    layer_names = [n for n, _ in model.named_layers()]
+    opt = MomentumSGD(model.params(), model.grads(), make_groups(layer_names, cfg["optim"]),
+                      lr_decay=cfg["optim"].get("lr_decay", 0.99),
+                      momentum_epochs=int(cfg["optim"].get("momentum_epochs", 10)))
+    if ckpt is not None:
+        try:
+            model.load_params(ckpt.params)
+        except ValueError as exc:
+            raise TrainingError(f"{out_dir}/last.npz does not fit its config: {exc}") from None
+        for k, v in ckpt.velocities.items():
+            opt.velocities[k][...] = backend.asarray(v)
+        opt.epoch = start_epoch
+    log(f"model: preset {cfg['preset']}, {model.n_params():,} parameters, "
+        f"input {size}x{size}, backend {backend.name}")
+
+    loader = PairLoader(train_set, backend, batch_size=cfg["batch_size"],
+                        pairs_per_epoch=cfg["pairs_per_epoch"],
+                        distort=cfg.get("distortions", 0) == 0,
+                        distortions=cfg.get("distortions", 0),
+                        hard_negative_fraction=cfg.get("hard_negative_fraction", 0.0),
+                        seed=seed)
+    metrics_path = out_dir / "metrics.jsonl"
+    stopped, steps_done = "epochs", 0
+
+    def save(name, epoch, batch=0, partial=None):
+        # (epoch, batch): where training goes on; partial: the unfinished epoch's sums.
+        meta = {"config": cfg, "seed": seed, "epoch": epoch, "batch": batch,
+                "partial": partial or {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0},
+                "best_val_accuracy": best_acc, "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs}
+        save_checkpoint(out_dir / name, _host(model.params(), backend), meta,
+                        _host(opt.velocities, backend))
+
+    with _StopFlag() as stop:
+        for epoch in range(start_epoch, cfg["epochs"]):
+            t0 = time.perf_counter()
+            loader.wait_seconds = 0.0
+            xp = backend.xp
+            loss_sum, right_sum = xp.asarray(partial["loss_sum"]), xp.asarray(partial["right_sum"])
+            seen, n_batches = partial["seen"], start_batch
+            for x1, x2, y in loader.iter_epoch(epoch, start_batch):
+                z = model.forward_logits(x1, x2)
+                loss, dz = bce_with_logits(z, y)
+                model.backward_logits(dz)
+                opt.step()
+                loss_sum += loss * y.shape[0]
+                right_sum += ((z > 0) == (y > 0.5)).sum()
+                seen += y.shape[0]
+                n_batches += 1
+                steps_done += 1
+                if n_batches % 20 == 0 or stop.raised:
+                    running = float(loss_sum) / seen  # the one host sync per log interval
+                    if not math.isfinite(running):
+                        break
+                    if progress:
+                        rate = seen / (time.perf_counter() - t0)
+                        progress(f"epoch {epoch + 1}: {seen}/{loader.pairs_per_epoch} pairs, "
+                                 f"{rate:.0f} pairs/s, loss {running:.4f}")
+                if stop.raised or (max_steps is not None and steps_done >= max_steps):
+                    break
+            train_loss = float(loss_sum) / max(seen, 1)
+            if not math.isfinite(train_loss):
+                stopped = "diverged"
+                log(f"epoch {epoch + 1}: the loss became {train_loss} (diverged); stopping. "
+                    f"The last good checkpoint is kept: {out_dir / 'last.npz'}. "
+                    "Lower the learning rate (optim.lr in a --config file) and start again.")
+                break
+            if stop.raised or (max_steps is not None and steps_done >= max_steps):
+                stopped = "interrupted"
+                save("last.npz", epoch, n_batches, {"loss_sum": float(loss_sum),
+                                                    "right_sum": float(right_sum), "seen": seen})
+                log(f"interrupted in epoch {epoch + 1} after batch {n_batches}; saved "
+                    f"{out_dir / 'last.npz'}. Resume with: tinysiamese train --resume {out_dir}")
+                break
+            start_batch, partial = 0, {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0}
+            seconds = time.perf_counter() - t0
+            opt.end_epoch()
+            val = evaluate(model_score(model), val_trials)
+            improved = val.accuracy > best_acc
+            if improved:
+                best_acc, best_epoch, bad_epochs = val.accuracy, epoch + 1, 0
+                save("best.npz", epoch + 1)
+            else:
+                bad_epochs += 1
+            save("last.npz", epoch + 1)
+            lr, mu, _ = opt.hyper(layer_names[0])
+            record = {"epoch": epoch + 1, "loss": train_loss, "train_accuracy": float(right_sum) / seen,
+                      "val_accuracy": val.accuracy, "lr": {n: opt.hyper(n)[0] for n in layer_names},
+                      "momentum": mu, "seconds": seconds, "pairs_per_s": seen / seconds,
+                      "data_wait_fraction": loader.wait_seconds / seconds,
+                      "eval_seconds": time.perf_counter() - t0 - seconds}
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log(f"epoch {epoch + 1:3d}  loss {train_loss:.4f}  train acc {record['train_accuracy']:.3f}  "
+                f"val 20-way {val.accuracy:.3f}{' *' if improved else '  '}  "
+                f"{record['pairs_per_s']:.0f} pairs/s  lr {lr:.4g}  mom {mu:.2f}  "
+                f"data wait {100 * record['data_wait_fraction']:.1f}%")
+            if bad_epochs >= cfg.get("patience", 20):
+                stopped = "early-stop"
+                log(f"no improvement for {bad_epochs} epochs: stopping early")
+                break
+    loader.close()
+
+    test = None
+    if best_epoch > 0 and stopped != "interrupted" and cfg.get("test_trials", 400):
+        test = evaluate_checkpoint(out_dir / "best.npz", data_root, backend,
+                                   n_trials=cfg.get("test_trials", 400), seed=0).to_dict()
+        log(f"best model (epoch {best_epoch}, val {best_acc:.3f}): 20-way one-shot accuracy on "
+            f"{test['trials']} test trials {100 * test['accuracy']:.1f}% "
+            f"(95% CI {100 * test['ci95'][0]:.1f}-{100 * test['ci95'][1]:.1f}%)")
+        atomic_write(out_dir / "summary.json", lambda f: f.write(json.dumps(
+            {"best_epoch": best_epoch, "best_val_accuracy": best_acc, "test": test,
+             "stopped": stopped}, indent=2).encode()))
+    return TrainResult(out_dir, best_epoch, best_acc, test, stopped)
+
+
+def evaluate_checkpoint(path, data_root, backend, split="test", n_way=20, n_trials=400, seed=0):
+    """One-shot accuracy of a saved model on the paper's ``split`` ("test" or "val")."""
+    from .checkpoint import model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(path), backend)
+    subset = load_paper_split(data_root, split, model.cfg["image_size"])
+    trials = within_alphabet_trials(subset, n_way=n_way, n_trials=n_trials, seed=seed)
+    return evaluate(model_score(model), trials)
