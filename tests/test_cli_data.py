@@ -189,7 +189,6 @@ def test_eval_usage_errors(fake_paper_root, tmp_path):
     ]
     for args, message in cases:
         assert_one_line_error(run("eval", "--baseline", "nn", *args), 2, message)
-    assert_one_line_error(run("eval", "--data", fake_paper_root), 2, "--baseline")
 
 
 def test_eval_bad_data_is_a_failure(tmp_path):
