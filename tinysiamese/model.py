@@ -40,8 +40,10 @@ PRESETS = {
         "batch_size": 64,
         "pairs_per_epoch": 25600,
         "hard_negative_fraction": 0.5,
-        "optim": {"lr": 0.02, "momentum": 0.9, "momentum_epochs": 10, "l2": 1e-4,
-                  "lr_decay": 0.99},
+        "epochs": 40,
+        "time_budget_minutes": 55,
+        "optim": {"lr": 0.02, "momentum": 0.9, "momentum_epochs": 5, "l2": 1e-4,
+                  "lr_decay": 0.93},
     },
     # A toy net for tests and gradient checks: seconds, not minutes.
     "tiny": {

@@ -43,7 +43,7 @@ class TrainResult:
     best_epoch: int
     best_val_accuracy: float
     test: dict | None
-    stopped: str  # "epochs", "early-stop", "interrupted" or "diverged"
+    stopped: str  # "epochs", "early-stop", "time-budget", "interrupted" or "diverged"
 
 
 def model_score(model: SiameseNet, batch_size: int = 256):
@@ -109,7 +109,8 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     """Train a SiameseNet as ``cfg`` says; write everything to ``out_dir``.
 
     cfg: a resolved preset config (``model.preset_config``) plus "epochs", "patience",
-         "distortions", "val_trials", "test_trials".
+         "distortions", "val_trials", "test_trials" and "time_budget_minutes" (stop before
+         an epoch that would end past it; the budget counts this session only).
     resume: continue from ``out_dir/last.npz`` (its config and seed win over the arguments).
     progress: a callable(str) for the in-epoch progress line (None: no progress line).
     max_steps: stop (as if interrupted) after this many steps; for tests of resuming.
@@ -178,6 +179,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
         save_checkpoint(out_dir / name, _host(model.params(), backend), meta,
                         _host(opt.velocities, backend))
 
+    run_start = time.perf_counter()
     with _StopFlag() as stop:
         for epoch in range(start_epoch, cfg["epochs"]):
             t0 = time.perf_counter()
@@ -245,6 +247,12 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             if bad_epochs >= cfg.get("patience", 20):
                 stopped = "early-stop"
                 log(f"no improvement for {bad_epochs} epochs: stopping early")
+                break
+            budget = cfg.get("time_budget_minutes")
+            elapsed = time.perf_counter() - run_start
+            if budget and elapsed + (time.perf_counter() - t0) > 60 * budget:
+                stopped = "time-budget"  # the next epoch would end past the budget
+                log(f"time budget of {budget} minutes reached ({elapsed / 60:.1f} min): stopping")
                 break
     loader.close()
 
