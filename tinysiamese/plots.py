@@ -1,0 +1,432 @@
+"""Pictures of a run and of a model, drawn with Pillow alone (no plotting library).
+
+    learning_curves(metrics)                  loss and validation one-shot accuracy per epoch
+    trial_image(test, support, scores, ...)   one N-way trial: test, candidates, their scores
+    filter_grid(W)                            the first layer's convolution filters
+    save_png(image, path)                     written atomically, like the checkpoints
+
+The three pictures are pure functions: arrays and numbers in, a ``PIL.Image.Image`` out.
+In a trial, green frames the right answer, blue the model's choice when it is right and
+red its choice when it is wrong. Characters are drawn dark on white, like Omniglot's scans.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .checkpoint import atomic_write
+
+WHITE = (255, 255, 255)
+TEXT = (30, 41, 59)        # titles, axes (a slate, not a grey: tests tell it from images)
+MUTED = (100, 116, 139)    # captions and tick labels
+GRID = (226, 232, 240)     # grid lines, and the backdrop behind filters
+EDGE = (148, 163, 184)     # thin borders around images
+GREEN = (0, 170, 80)       # the right answer
+BLUE = (30, 90, 230)       # the model's choice, when right
+RED = (220, 30, 40)        # the model's choice, when wrong
+# Curves in the Okabe-Ito palette, which colour-blind readers can tell apart.
+LOSS_COLOUR = (213, 94, 0)
+VAL_COLOUR = (0, 114, 178)
+TRAIN_ACC_COLOUR = (0, 158, 115)
+
+_RESAMPLE = getattr(Image, "Resampling", Image)  # Pillow < 9.1 keeps the filters on Image
+
+
+@lru_cache(maxsize=None)
+def font(size: int):
+    """Pillow's built-in font at ``size`` px (Pillow >= 10.1); older Pillows have one small
+    bitmap font, which is used at its own size."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _scalable() -> bool:
+    return isinstance(font(12), ImageFont.FreeTypeFont)
+
+
+def _text(draw, xy, text, f, fill, align="left", valign="top") -> tuple[int, int, int, int]:
+    """Draw ``text`` with its ink box aligned at ``xy``; returns that box. (Pillow's own
+    anchors work with TrueType fonts only, so the bitmap fallback is aligned by hand.)"""
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=f)
+    w, h = x1 - x0, y1 - y0
+    x = xy[0] - {"left": 0, "center": w / 2, "right": w}[align]
+    y = xy[1] - {"top": 0, "middle": h / 2, "bottom": h}[valign]
+    draw.text((round(x - x0), round(y - y0)), text, font=f, fill=fill)
+    return round(x), round(y), round(x) + w, round(y) + h
+
+
+def _text_width(text, f) -> int:
+    x0, _, x1, _ = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=f)
+    return x1 - x0
+
+
+def _line_height(f) -> int:
+    _, y0, _, y1 = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), "Ag0%", font=f)
+    return y1 - y0
+
+
+def save_png(image: Image.Image, path) -> Path:
+    """Write ``image`` as PNG atomically (temporary file, then rename); makes the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# Learning curves
+
+
+def read_metrics(path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl``, one dict per epoch.
+
+    A half-written last line (the run is appending to it right now) is left out; any other
+    line that is not a JSON object raises ValueError naming it.
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    records = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):
+                break
+            raise ValueError(f"{path} line {n} is not JSON") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path} line {n} is not a JSON object")
+        records.append(record)
+    return records
+
+
+def nice_ticks(lo: float, hi: float, max_ticks: int = 6, integer: bool = False) -> list[float]:
+    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [lo, hi]."""
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    raw = (hi - lo) / max(1, max_ticks - 1)
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        step = m * magnitude
+        if integer:
+            step = max(1.0, round(step))
+        if math.ceil(hi / step - 1e-9) - math.floor(lo / step + 1e-9) <= max_ticks - 1:
+            break
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [round(k * step, 10) for k in range(first, last + 1)]
+
+
+def _tick_label(value: float, step: float, percent: bool = False) -> str:
+    if percent:
+        value, step = 100 * value, 100 * step
+    step = round(step, 9)  # 100 * 0.05 is 5.000000000000001
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
+    if decimals == 0 and step % 1:  # 2.5, 25, ...
+        decimals = 1
+    return f"{value:.{decimals}f}" + ("%" if percent else "")
+
+
+def _number(value) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
+def _dashed_vline(draw, x, y0, y1, fill, width, dash):
+    for y in range(int(y0), int(y1), 2 * dash):
+        draw.line([(x, y), (x, min(y + dash, y1))], fill=fill, width=width)
+
+
+def _panel(draw, box, xs, series, xticks, yticks, heading, s, percent=False, best_x=None,
+           marker=None):
+    """One plot: frame, grid, ticks and their labels, x label, curves.
+
+    box: (left, top, right, bottom) of the plotting area; series: [(ys, colour)];
+    best_x: an epoch to mark with a dashed line; marker: None or (x, y, colour, label), a
+    point to highlight; s: supersampling factor.
+    """
+    left, top, right, bottom = box
+    x_lo, x_hi, y_lo, y_hi = xticks[0], xticks[-1], yticks[0], yticks[-1]
+
+    def px(x, y):
+        return (left + (x - x_lo) / (x_hi - x_lo) * (right - left),
+                bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top))
+
+    small = font(12 * s)
+    ystep = yticks[1] - yticks[0] if len(yticks) > 1 else 1.0
+    for y in yticks:
+        _, py = px(x_lo, y)
+        draw.line([(left, py), (right, py)], fill=GRID, width=s)
+        _text(draw, (left - 6 * s, py), _tick_label(y, ystep, percent), small, MUTED,
+              align="right", valign="middle")
+    for x in xticks:
+        qx, _ = px(x, y_lo)
+        draw.line([(qx, top), (qx, bottom)], fill=GRID, width=s)
+        draw.line([(qx, bottom), (qx, bottom + 4 * s)], fill=TEXT, width=s)
+        _text(draw, (qx, bottom + 7 * s), f"{x:g}", small, MUTED, align="center")
+    draw.rectangle([left, top, right, bottom], outline=TEXT, width=s)
+    _text(draw, (left, top - 8 * s), heading, font(14 * s), TEXT, valign="bottom")
+    _text(draw, ((left + right) / 2, bottom + 14 * s + _line_height(small)), "epoch",
+          font(13 * s), TEXT, align="center")
+    if best_x is not None:
+        _dashed_vline(draw, px(best_x, y_lo)[0], top + s, bottom, EDGE, s, 5 * s)
+    for ys, colour in series:
+        points = [px(x, y) for x, y in zip(xs, ys)]
+        finite = [math.isfinite(y) for y in ys]
+        run = []
+        for p, ok in zip(points + [None], finite + [False]):  # lines through finite stretches
+            if ok:
+                run.append(p)
+                continue
+            if len(run) > 1:
+                draw.line(run, fill=colour, width=2 * s, joint="curve")
+            if len(xs) <= 30:
+                for q in run:
+                    r = 2.5 * s
+                    draw.ellipse([q[0] - r, q[1] - r, q[0] + r, q[1] + r], fill=colour)
+            run = []
+    if marker is not None:
+        mx, my, colour, label = marker
+        qx, qy = px(mx, my)
+        r = 5 * s
+        draw.ellipse([qx - r, qy - r, qx + r, qy + r], fill=WHITE, outline=colour, width=2 * s)
+        f = font(12 * s)
+        right_side = qx < (left + right) / 2
+        below = qy < top + 40 * s
+        args = ((qx + (10 if right_side else -10) * s, qy + (14 if below else -14) * s), label, f)
+        kw = {"align": "left" if right_side else "right", "valign": "top" if below else "bottom"}
+        x0, y0, x1, y1 = _text(draw, *args, WHITE, **kw)  # measure, then box it
+        m = 4 * s
+        draw.rectangle([x0 - m, y0 - m, x1 + m, y1 + m], fill=WHITE, outline=colour, width=s)
+        _text(draw, *args, colour, **kw)
+
+
+def learning_curves(metrics: list[dict], title: str | None = None,
+                    size: tuple[int, int] = (800, 500)) -> Image.Image:
+    """Training loss (left) and one-shot accuracy (right) against the epoch.
+
+    metrics: the records of ``metrics.jsonl``, one dict per epoch with "epoch", "loss",
+             "val_accuracy" and, drawn too when present, "train_accuracy" (of same/different
+             pairs). Missing or non-finite values leave gaps; a resumed run that logged an
+             epoch twice is drawn with its last record. The best validation epoch is marked.
+    size:    (width, height) in pixels.
+    """
+    if not metrics:
+        raise ValueError("no epochs to plot: the run has not finished an epoch yet")
+    by_epoch = {}
+    for i, record in enumerate(metrics):
+        epoch = _number(record.get("epoch", i + 1))
+        by_epoch[epoch if math.isfinite(epoch) else float(i + 1)] = record
+    xs = sorted(by_epoch)
+    loss = [_number(by_epoch[e].get("loss")) for e in xs]
+    val = [_number(by_epoch[e].get("val_accuracy")) for e in xs]
+    train_acc = [_number(by_epoch[e].get("train_accuracy")) for e in xs]
+    has_train_acc = any(math.isfinite(a) for a in train_acc)
+
+    s = 2 if _scalable() else 1  # draw twice as large and shrink: smooth lines
+    W, H = size
+    image = Image.new("RGB", (W * s, H * s), WHITE)
+    draw = ImageDraw.Draw(image)
+    title = title or "Learning curves"
+    _text(draw, (W * s / 2, 14 * s), title, font(20 * s), TEXT, align="center")
+
+    entries = [("training loss", LOSS_COLOUR), ("validation 20-way one-shot accuracy", VAL_COLOUR)]
+    if has_train_acc:
+        entries.append(("training pair accuracy (same/different)", TRAIN_ACC_COLOUR))
+    f = font(13 * s)
+    widths = [28 * s + _text_width(label, f) for label, _ in entries]
+    x = (W * s - sum(widths) - 24 * s * (len(entries) - 1)) / 2
+    y = (22 + 20) * s + _line_height(f) / 2
+    for (label, colour), w in zip(entries, widths):
+        draw.line([(x, y), (x + 20 * s, y)], fill=colour, width=3 * s)
+        _text(draw, (x + 28 * s, y), label, f, TEXT, valign="middle")
+        x += w + 24 * s
+
+    finite_epochs = [e for e in xs if math.isfinite(e)]
+    xticks = nice_ticks(0, max(max(finite_epochs), 4), max_ticks=6, integer=True)
+    finite_loss = [v for v in loss if math.isfinite(v)] or [0.0, 1.0]
+    loss_ticks = nice_ticks(min(0.0, min(finite_loss)), max(finite_loss), max_ticks=6)
+    accs = [v for v in val + train_acc if math.isfinite(v)] or [0.0, 1.0]
+    acc_ticks = [t for t in nice_ticks(max(0.0, min(accs)), min(1.0, max(accs)), max_ticks=6)]
+
+    marker = None
+    if any(math.isfinite(v) for v in val):
+        best = int(np.nanargmax(np.array(val)))  # the first best epoch, as train.py keeps it
+        marker = (xs[best], val[best], VAL_COLOUR,
+                  f"best {100 * val[best]:.1f}% (epoch {xs[best]:g})")
+
+    top, bottom = 100 * s, (H - 52) * s
+    half = W * s / 2
+    best_x = None if marker is None else marker[0]
+    _panel(draw, (70 * s, top, half - 24 * s, bottom), xs, [(loss, LOSS_COLOUR)], xticks,
+           loss_ticks, "training loss (cross-entropy per pair)", s, best_x=best_x)
+    acc_series = [(val, VAL_COLOUR)] + ([(train_acc, TRAIN_ACC_COLOUR)] if has_train_acc else [])
+    _panel(draw, (half + 58 * s, top, W * s - 24 * s, bottom), xs, acc_series, xticks,
+           acc_ticks, "accuracy", s, percent=True, best_x=best_x, marker=marker)
+    if s > 1:
+        image = image.resize((W, H), _RESAMPLE.LANCZOS)
+    return image
+
+
+# --------------------------------------------------------------------------------------
+# One one-shot trial
+
+
+def _ink_image(x: np.ndarray, side: int) -> Image.Image:
+    """(H, W) ink in [0, 1] (strokes 1) -> a side x side greyscale image, dark on white."""
+    grey = np.rint(255 * (1 - np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64)), 0, 1)))
+    image = Image.fromarray(grey.astype(np.uint8))
+    if image.size != (side, side):
+        image = image.resize((side, side), _RESAMPLE.BICUBIC)
+    return image
+
+
+def _score_text(scores: np.ndarray) -> list[str]:
+    if np.all((scores >= 0) & (scores <= 1)):
+        return [f"{v:.3f}" for v in scores]
+    return [f"{v:+.2f}" for v in scores]
+
+
+def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answer: int,
+                chosen: int, *, title: str | None = None, score_label: str = "score",
+                cell: int = 84) -> Image.Image:
+    """One N-way one-shot trial: the test image, the N candidates in a grid, their scores.
+
+    test:    (H, W) ink in [0, 1], strokes 1 (as in ``oneshot.Trials``)
+    support: (N, H, W) the candidates, the same way
+    scores:  (N,) the model's score of each candidate (shown with 3 decimals when all lie
+             in [0, 1], e.g. probabilities); ``score_label`` names them in the caption
+    answer:  index of the candidate of the test's character; chosen: the model's choice
+    cell:    side of a candidate in pixels (the test image is twice as large)
+
+    The right answer gets a green frame; the model's choice a blue frame inside it when
+    the choice is right, a red frame when it is wrong.
+    """
+    test, support = np.asarray(test), np.asarray(support)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if support.ndim != 3 or test.shape != support.shape[1:]:
+        raise ValueError(f"need test (H, W) and support (N, H, W) of the same H, W; got "
+                         f"test {test.shape}, support {support.shape}")
+    n = support.shape[0]
+    if scores.shape != (n,):
+        raise ValueError(f"need one score per candidate: {n} candidates, {scores.size} scores")
+    for name, index in (("answer", answer), ("chosen", chosen)):
+        if not 0 <= int(index) < n:
+            raise ValueError(f"{name} must be a candidate index in [0, {n}), not {index}")
+    answer, chosen = int(answer), int(chosen)
+
+    cols = min(n, max(1, math.ceil(math.sqrt(n * 5 / 4))))  # 20 -> 5 x 4
+    rows = math.ceil(n / cols)
+    big, gap, pad, ring = 2 * cell, 26, 20, 4
+    f_title, f_text, f_small = font(17), font(14), font(13)
+    lh_title, lh_text, lh_small = _line_height(f_title), _line_height(f_text), _line_height(f_small)
+    score_h = lh_small + 12
+    row_h = cell + score_h + gap - 8
+
+    header = pad + lh_title + 10 + lh_text + 22
+    grid_left = pad + big + 48
+    grid_top = header + lh_small + 16
+    grid_w = cols * cell + (cols - 1) * gap
+    legend_y = grid_top + rows * row_h + 6
+    width = max(grid_left + grid_w + pad + 2 * ring, 2 * pad + big + 48 + 280)
+    height = legend_y + lh_small + pad + 4
+    image = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(image)
+
+    right = answer == chosen
+    _text(draw, (pad, pad), title or f"A {n}-way one-shot trial", f_title, TEXT)
+    verdict = (f"The model chose candidate {chosen + 1}: right."
+               if right else f"The model chose candidate {chosen + 1}: wrong - "
+                             f"the answer is candidate {answer + 1}.")
+    _text(draw, (pad, pad + lh_title + 10), verdict, f_text, GREEN if right else RED)
+
+    _text(draw, (pad, header), "test image", f_small, TEXT)
+    draw.rectangle([pad - 1, grid_top - 1, pad + big, grid_top + big], outline=EDGE)
+    image.paste(_ink_image(test, big), (pad, grid_top))
+    _text(draw, (grid_left, header),
+          f"{n} candidates, one of them the same character ({score_label} under each)",
+          f_small, TEXT)
+
+    texts = _score_text(scores)
+    for i in range(n):
+        x = grid_left + (i % cols) * (cell + gap)
+        y = grid_top + (i // cols) * row_h
+        draw.rectangle([x - 1, y - 1, x + cell, y + cell], outline=EDGE)
+        image.paste(_ink_image(support[i], cell), (x, y))
+        if i == answer:   # outer ring
+            draw.rectangle([x - 2 * ring - 1, y - 2 * ring - 1, x + cell + 2 * ring,
+                            y + cell + 2 * ring], outline=GREEN, width=ring)
+        if i == chosen:   # inner ring
+            draw.rectangle([x - ring - 1, y - ring - 1, x + cell + ring, y + cell + ring],
+                           outline=BLUE if right else RED, width=ring)
+        colour = GREEN if i == answer else (RED if i == chosen else TEXT)
+        number = f"{i + 1}:"
+        w_num, w_score = _text_width(number, f_small), _text_width(texts[i], f_small)
+        tx = x + (cell - w_num - 5 - w_score) / 2
+        ty = y + cell + 2 * ring + 5
+        _text(draw, (tx, ty), number, f_small, MUTED)
+        _text(draw, (tx + w_num + 5, ty), texts[i], f_small, colour)
+
+    x = grid_left
+    for label, colour in (("right answer", GREEN), ("model's choice, right", BLUE),
+                          ("model's choice, wrong", RED)):
+        draw.rectangle([x, legend_y, x + 14, legend_y + 14], outline=colour, width=3)
+        _text(draw, (x + 20, legend_y + 7), label, f_small, TEXT, valign="middle")
+        x += 20 + _text_width(label, f_small) + 24
+    return image
+
+
+# --------------------------------------------------------------------------------------
+# Filters
+
+
+def filter_grid(W: np.ndarray, *, title: str | None = None, cell: int = 60) -> Image.Image:
+    """Convolution filters as a grid: W (F, C, K, K) -> a picture with one cell per filter.
+
+    Each filter is scaled to its own range - its smallest weight black, its largest white
+    (a constant filter is mid-grey) - and enlarged by whole pixels (nearest
+    neighbour) to about ``cell`` px; the C channels of a filter sit side by side in its cell.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 4 or W.shape[2] != W.shape[3] or 0 in W.shape:
+        raise ValueError(f"need filters W of shape (F, C, K, K), got {W.shape}")
+    F, C, K, _ = W.shape
+    scale = max(1, round(cell / K))
+    side = K * scale
+    cell_w = C * side + (C - 1) * 4
+    cols = max(math.ceil(math.sqrt(F)), min(F, 8))
+    rows = math.ceil(F / cols)
+    gap, pad = 8, 18
+
+    f_title, f_small = font(17), font(13)
+    title = title or f"First-layer filters: {F} of {C}x{K}x{K}"
+    caption = "each scaled to its own range: black = its smallest weight, white = its largest"
+    grid_w = cols * cell_w + (cols - 1) * gap
+    width = max(grid_w, _text_width(title, f_title), _text_width(caption, f_small)) + 2 * pad
+    top = pad + _line_height(f_title) + 10 + _line_height(f_small) + 16
+    height = top + rows * side + (rows - 1) * gap + pad
+    image = Image.new("RGB", (width, height), GRID)
+    draw = ImageDraw.Draw(image)
+    _text(draw, (pad, pad), title, f_title, TEXT)
+    _text(draw, (pad, pad + _line_height(f_title) + 10), caption, f_small, MUTED)
+
+    left = (width - grid_w) // 2
+    for i in range(F):
+        w = W[i]
+        lo, hi = np.nanmin(w), np.nanmax(w)
+        grey = (w - lo) / (hi - lo) if hi > lo else np.full_like(w, 0.5)  # (C, K, K)
+        x = left + (i % cols) * (cell_w + gap)
+        y = top + (i // cols) * (side + gap)
+        draw.rectangle([x - 1, y - 1, x + cell_w, y + side], outline=EDGE)
+        for c in range(C):
+            tile = Image.fromarray(np.rint(255 * grey[c]).astype(np.uint8))
+            image.paste(tile.resize((side, side), _RESAMPLE.NEAREST), (x + c * (side + 4), y))
+    return image
