@@ -1,0 +1,125 @@
+"""Produce the README's results table from a trained model and the real data.
+
+    python scripts/results.py --data ../shared/data/omniglot --mnist ../shared/data/mnist \
+        [--checkpoint tinysiamese/pretrained/small.npz] [--run runs/small-final] \
+        [--out docs/results.md]
+
+Rows (every number measured here, in this run):
+  * 20-way within-alphabet one-shot accuracy on the 400 test trials (seed 0), the model
+    and the two baselines (1-NN on pixels, modified Hausdorff) on the same trials;
+  * MNIST 10-way one-shot (400 trials, seed 0), the model and 1-NN;
+  * verification accuracy on 10,000 held-out pairs of the test alphabets' drawers 17-20
+    (half same, half different, no distortion, threshold p = 0.5);
+  * training time and throughput, read from the run's metrics.jsonl (when --run is given).
+The paper's rows (Koch et al. 2015, tables 1-3) are printed beside them for reference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinysiamese import baselines, mnist, oneshot
+from tinysiamese.backend import get_backend
+from tinysiamese.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint
+from tinysiamese.omniglot import load_paper_split
+from tinysiamese.pairs import PairLoader
+from tinysiamese.pretrained import pretrained_path
+from tinysiamese.train import model_score
+
+
+def pct(r):
+    lo, hi = r.ci95
+    return f"{100 * r.accuracy:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})"
+
+
+def verification_accuracy(model, subset, n_pairs=10_000, seed=0):
+    """Share of held-out pairs the model calls right (p >= 0.5 means "same")."""
+    backend = model.backend
+    loader = PairLoader(subset, backend, batch_size=250, pairs_per_epoch=n_pairs, distort=False,
+                        seed=seed, prefetch=0)
+    right = seen = 0
+    for x1, x2, y in loader.iter_epoch(0):
+        p = backend.to_numpy(model.forward(x1, x2))
+        right += int(((p >= 0.5) == (backend.to_numpy(y) > 0.5)).sum())
+        seen += len(p)
+    return right / seen, seen
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="Omniglot folder (the zips)")
+    ap.add_argument("--mnist", help="folder with MNIST t10k IDX files")
+    ap.add_argument("--checkpoint", default=None, help="default: the shipped model")
+    ap.add_argument("--run", default=None, help="run folder whose metrics give time and speed")
+    ap.add_argument("--out", default=None, help="also write the Markdown here")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = ap.parse_args(argv)
+
+    backend = get_backend("numpy")
+    path = Path(args.checkpoint) if args.checkpoint else pretrained_path()
+    model = model_from_checkpoint(load_checkpoint(path), backend)
+    size = model.cfg["image_size"]
+    t0 = time.perf_counter()
+    test = load_paper_split(args.data, "test", size)
+    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
+    res = {"model": oneshot.evaluate(model_score(model), trials)}
+    trials105 = oneshot.within_alphabet_trials(load_paper_split(args.data, "test", 105),
+                                               n_way=20, n_trials=400, seed=0)
+    res["nn"] = oneshot.evaluate(baselines.nn_score, trials105)
+    res["hausdorff"] = oneshot.evaluate(baselines.hausdorff_score, trials105)
+    if args.mnist:
+        images, labels = mnist.load_mnist(args.mnist)
+        mt = mnist.mnist_trials(images, labels, 400, 0, size)
+        res["mnist_model"] = oneshot.evaluate(model_score(model), mt)
+        res["mnist_nn"] = oneshot.evaluate(baselines.nn_score,
+                                           mnist.mnist_trials(images, labels, 400, 0, 105))
+    ver, n_ver = verification_accuracy(model, test)
+    run = None
+    if args.run:
+        rows = [json.loads(l) for l in open(Path(args.run) / "metrics.jsonl")]
+        summary = json.loads((Path(args.run) / "summary.json").read_text())
+        run = {"epochs": len(rows), "minutes": sum(r["seconds"] + r["eval_seconds"] for r in rows) / 60,
+               "pairs": int(sum(r["pairs_per_s"] * r["seconds"] for r in rows)),
+               "pairs_per_s": float(np.median([r["pairs_per_s"] for r in rows])),
+               "best_epoch": summary["best_epoch"], "best_val": summary["best_val_accuracy"]}
+
+    if args.json:
+        out = {k: v.to_dict() for k, v in res.items()}
+        out.update(verification=ver, verification_pairs=n_ver, run=run, checkpoint=str(path))
+        print(json.dumps(out))
+        return
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    lines = [
+        f"Model: `{path.name}` (preset `{model.cfg['preset']}`, {model.n_params():,} parameters, "
+        f"{size}x{size} input). Machine: {machine}. Command: "
+        f"`python scripts/results.py {' '.join(argv or sys.argv[1:])}` "
+        f"({time.perf_counter() - t0:.0f} s).",
+        "",
+        "| task | tinysiamese (95% CI) | paper |",
+        "| --- | --- | --- |",
+        f"| Omniglot 20-way within-alphabet one-shot, 400 test trials: siamese net | {pct(res['model'])} | 92.0% (conv. siamese net, full size) |",
+        f"| same trials: 1-NN on pixels (105x105) | {pct(res['nn'])} | 21.7% |",
+        f"| same trials: modified Hausdorff distance (105x105) | {pct(res['hausdorff'])} | 61.2% (on Lake's 20 runs, his demo) |",
+        "| humans / Hierarchical Bayesian Program Learning | not measured | 95.5% / 95.2% |",
+    ]
+    if args.mnist:
+        lines += [f"| MNIST 10-way one-shot, 400 trials: siamese net (no retraining) | {pct(res['mnist_model'])} | 70.3% |",
+                  f"| MNIST 10-way one-shot: 1-NN on pixels | {pct(res['mnist_nn'])} | 26.5% |"]
+    lines.append(f"| verification, {n_ver:,} held-out pairs of the test alphabets | {100 * ver:.1f}% | 93.42% (150k pairs x8 distortions) |")
+    if run:
+        lines.append(f"| training: {run['epochs']} epochs, {run['pairs']:,} pairs, best epoch {run['best_epoch']} (val {100 * run['best_val']:.1f}%) | {run['minutes']:.0f} min, {run['pairs_per_s']:.0f} pairs/s (median epoch) | - |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        atomic_write(args.out, lambda f: f.write(text.encode()))
+
+
+if __name__ == "__main__":
+    main()
