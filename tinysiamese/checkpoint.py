@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "tinysiamese-checkpoint-v1"
+TEMP_SUFFIX = ".tmp"  # atomic_write's temporary files: .<name>.<random>.tmp
 
 
 class CheckpointError(Exception):
@@ -35,6 +36,7 @@ class Checkpoint:
     params: dict
     meta: dict
     velocities: dict = field(default_factory=dict)
+    source: str = "checkpoint"  # the file it was read from, for messages
 
     @property
     def config(self) -> dict:
@@ -48,9 +50,12 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     error the temporary file is removed and the old ``path`` is left untouched.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the mode open() would
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -61,6 +66,22 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         except OSError:
             pass
         raise
+
+
+def remove_stale_temp_files(folder) -> list[Path]:
+    """Delete the temporary files that a killed :func:`atomic_write` left in ``folder``.
+
+    They are named ``.<target>.<random>.tmp``: hidden, never ending in ``.npz``, so nothing
+    takes them for a checkpoint; this only frees their space. Returns the paths removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
 
 
 def save_checkpoint(path, params: dict, meta: dict, velocities: dict | None = None,
@@ -81,9 +102,24 @@ def save_checkpoint(path, params: dict, meta: dict, velocities: dict | None = No
 def load_checkpoint(path) -> Checkpoint:
     """Read a checkpoint, refusing anything that is not one (CheckpointError, one line)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; give the .npz file in it, "
+                              f"e.g. {path / 'best.npz'}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist (give the path of a .npz "
                               "written by `tinysiamese train`, e.g. runs/<run>/best.npz)")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} ({exc.strerror or exc})") from None
+    # np.load takes any non-zip, non-.npy file for a pickle: say what the file really is.
+    if magic[:2] != b"PK":
+        kind = ("a single .npy array" if magic == b"\x93NUM" else
+                "a pickle, which is never loaded (it can run code)" if magic[:1] == b"\x80" else
+                "not a zip archive" if magic else "empty")
+        raise CheckpointError(f"{path} is not a tinysiamese checkpoint: it is {kind}; give a "
+                              ".npz written by `tinysiamese train`, e.g. runs/<run>/best.npz")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -102,21 +138,28 @@ def load_checkpoint(path) -> Checkpoint:
         meta = json.loads(str(arrays.pop("meta")))
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: its meta record is not valid JSON") from None
-    if meta.get("format") != FORMAT or "config" not in meta:
-        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r} "
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT \
+            or not isinstance(meta.get("config"), dict):
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: unknown checkpoint format {found!r} "
                               f"(this version reads {FORMAT})")
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
     velocities = {k[9:]: v for k, v in arrays.items() if k.startswith("velocity/")}
-    return Checkpoint(params, meta, velocities)
+    return Checkpoint(params, meta, velocities, str(path))
 
 
 def model_from_checkpoint(ckpt: Checkpoint, backend):
     """Build the SiameseNet that ``ckpt`` describes and load its weights onto ``backend``."""
     from .model import SiameseNet
 
-    model = SiameseNet(ckpt.config, backend=backend, rng=np.random.default_rng(0))
+    try:
+        model = SiameseNet(ckpt.config, backend=backend, rng=np.random.default_rng(0))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a damaged or edited config
+        raise CheckpointError(f"{ckpt.source}: its config cannot build a model "
+                              f"({exc.__class__.__name__}: {exc})") from None
     try:
         model.load_params({k: v.astype(np.float32) for k, v in ckpt.params.items()})
-    except ValueError as exc:
-        raise CheckpointError(f"checkpoint does not match its own config: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{ckpt.source}: its arrays do not match its config (preset "
+                              f"{ckpt.config.get('preset')!r}): {exc}") from None
     return model

@@ -23,6 +23,8 @@ class ImageError(Exception):
 def load_user_image(path, size: int) -> np.ndarray:
     """path -> (size, size) float32 in [0, 1], strokes bright (1) on a dark (0) background."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"image {path} is a folder; give an image file (PNG or JPEG)")
     if not path.is_file():
         raise ImageError(f"image {path} does not exist")
     try:
@@ -33,6 +35,9 @@ def load_user_image(path, size: int) -> np.ndarray:
                 white = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(white, im)
             grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    except Image.DecompressionBombError as exc:  # refused before decoding: no memory spent
+        raise ImageError(f"{path} is too large to read safely ({exc}); "
+                         "give a smaller image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc}); "
                          "give a PNG or JPEG file") from None

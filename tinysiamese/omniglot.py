@@ -104,6 +104,7 @@ class OmniglotSubset:
     characters:  (n_chars) names "Alphabet/characterNN"
     alphabet_of: (n_chars,) int64, index into ``alphabets``
     drawers:     the drawers kept, 1-based (e.g. (1, ..., 12) for the paper's training set)
+    n_skipped, dropped: those of the split it was cut from (the whole archive's)
     """
 
     name: str
@@ -112,6 +113,8 @@ class OmniglotSubset:
     characters: list[str]
     alphabet_of: np.ndarray
     drawers: tuple[int, ...]
+    n_skipped: int = 0
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -365,8 +368,9 @@ def _decode_split(root: Path, split: str, size: int, on_bad_image: str) -> Omnig
                     except Exception as exc:  # Pillow and zlib raise many types for bad bytes
                         if on_bad_image == "error":
                             raise DataError(
-                                f"cannot read image {source}/{entry}: {exc}; replace the archive "
-                                "or load with on_bad_image='skip'"
+                                f"cannot read image {source}/{entry}: {exc}; download the "
+                                "archive again, or leave such images out with "
+                                "--skip-bad-images (on_bad_image='skip')"
                             ) from None
                         n_skipped += 1
                         complete = False
@@ -566,6 +570,8 @@ def subset(
         characters=[split.characters[r] for r in rows],
         alphabet_of=np.array([remap[int(a)] for a in split.alphabet_of[rows]], dtype=np.int64),
         drawers=drawers,
+        n_skipped=split.n_skipped,
+        dropped=list(split.dropped),
     )
 
 
