@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import numpy as np
 
-from . import __version__, baselines, download as dl, gradcheck, mnist, omniglot, oneshot
+from . import __version__, baselines, download as dl, gradcheck, mnist, omniglot, oneshot, plots
 from . import train as train_mod
 from .backend import BACKEND_NAMES, BackendUnavailableError, get_backend
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
@@ -455,3 +456,158 @@ def verify_command(files, backend_name):
     p = float(model.backend.to_numpy(model.forward(x1, x2))[0])
     click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
                f"({'same' if p >= 0.5 else 'different'}; model {path.name})")
+
+
+# --------------------------------------------------------------------------------------
+# tinysiamese plot | show-trial | show-filters: pictures (PNG, drawn with Pillow)
+
+
+def _png_path(ctx, param, value):
+    if value is not None and value.suffix.lower() != ".png":
+        raise click.BadParameter(f"the picture is written as PNG; give a name ending in .png, "
+                                 f"not {value.name}")
+    return value
+
+
+OUT_HELP = "PNG file to write (its folder is made if missing)"
+
+
+def _save_picture(image, out: Path) -> None:
+    try:
+        plots.save_png(image, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {out} ({image.width}x{image.height})")
+
+
+def _short(path: Path) -> str:
+    """runs/my-run/best.npz -> "my-run/best.npz": enough to tell checkpoints apart."""
+    return f"{path.resolve().parent.name}/{path.name}"
+
+
+def _run_title(run_dir: Path) -> str:
+    """"<run>: preset small, test 20-way 87.5%", from what the run folder holds."""
+    parts = []
+    try:
+        parts.append(f"preset {json.loads((run_dir / 'config.json').read_text())['preset']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        test = json.loads((run_dir / "summary.json").read_text())["test"]
+        parts.append(f"test 20-way {100 * test['accuracy']:.1f}%")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    name = run_dir.resolve().name
+    return f"{name}: {', '.join(parts)}" if parts else name
+
+
+@main.command("plot", context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              callback=_png_path, help=OUT_HELP + " [default: RUN_DIR/curves.png].")
+def plot_command(run_dir, out):
+    """Learning curves of a run: training loss and validation one-shot accuracy per epoch.
+
+    Reads RUN_DIR/metrics.jsonl, to which `tinysiamese train` adds a line after every
+    epoch, so it also works while the run goes on. The best validation epoch is marked.
+
+    \b
+    Examples:
+      tinysiamese plot runs/my-run
+      tinysiamese plot runs/my-run --out docs/curves.png
+    """
+    if not run_dir.exists():
+        raise click.UsageError(f"run folder {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise click.UsageError(f"{run_dir} is not a folder; give a run folder written by "
+                               "`tinysiamese train`, e.g. runs/<run>")
+    metrics_path = run_dir / "metrics.jsonl"
+    if not metrics_path.is_file():
+        raise click.UsageError(f"{run_dir} has no metrics.jsonl: not a run folder, or no "
+                               "epoch has finished yet")
+    try:
+        metrics = plots.read_metrics(metrics_path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {metrics_path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if not metrics:
+        raise click.UsageError(f"{metrics_path} holds no epoch yet; plot again after the first")
+    _save_picture(plots.learning_curves(metrics, title=_run_title(run_dir)),
+                  out or run_dir / "curves.png")
+
+
+@main.command("show-trial", context_settings=CONTEXT)
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help=DATA_HELP)
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="The paper's set to draw the trial from.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Which trial: the alphabet, characters, drawers and the answer's place.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("trial.png"),
+              callback=_png_path, show_default=True, help=OUT_HELP + ".")
+@click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy",
+              show_default=True, help="Array backend for the model.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Cache of decoded Omniglot arrays [default: $TINYSIAMESE_CACHE or "
+                   "~/.cache/tinysiamese/arrays].")
+def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, cache_dir):
+    """Draw one 20-way within-alphabet trial as the model answers it, and say if it is right.
+
+    The picture shows the test character, the 20 candidates of its alphabet with the
+    model's probability that each is the same character, the right answer framed green
+    and the model's choice framed blue (red when wrong). Without CHECKPOINT the model
+    shipped with the package answers.
+
+    \b
+    Examples:
+      tinysiamese show-trial --data ../shared/data/omniglot --seed 3
+      tinysiamese show-trial runs/my-run/best.npz --data ../shared/data/omniglot \\
+          --out docs/trial.png
+    """
+    model, path = _model(checkpoint, backend_name)
+    n_way = 20
+    with _errors():
+        root = omniglot.find_data_root(data_path)
+        subset = omniglot.load_paper_split(root, split, model.cfg["image_size"],
+                                           cache_dir=cache_dir)
+        trials = oneshot.within_alphabet_trials(subset, n_way, n_way, seed)  # one set of N tests
+    k = int(np.random.default_rng([seed, 1]).integers(trials.n_trials))   # which test of the set
+    test, support, answer = trials.test[k], trials.support[k], int(trials.answer[k])
+    x1 = np.repeat(test[None, None], n_way, axis=0)                       # (N, 1, H, W)
+    logits = train_mod.model_score(model)(x1, support[:, None])            # (N,)
+    if not np.isfinite(logits).all():
+        raise click.ClickException(f"the model in {path} gives non-finite scores (diverged?)")
+    p = 0.5 * (1 + np.tanh(logits / 2))  # the sigmoid, without overflow
+    chosen = int(np.argmax(logits))  # ties go to the first, as in `tinysiamese eval`
+    alphabet = trials.alphabet[k].replace("_", " ")
+    image = plots.trial_image(test, support, p, answer, chosen, score_label="P(same)",
+                              title=f"{alphabet}: a {n_way}-way within-alphabet trial (Omniglot "
+                                    f"{split} set, seed {seed}, model {_short(path)})")
+    _save_picture(image, out)
+    said = f"the model chose candidate {chosen + 1} of {n_way}, P(same) {p[chosen]:.3f}"
+    if chosen == answer:
+        click.echo(f"right: {said}")
+    else:
+        click.echo(f"wrong: {said}; the answer is candidate {answer + 1}, P(same) {p[answer]:.3f}")
+
+
+@main.command("show-filters", context_settings=CONTEXT)
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("filters.png"),
+              callback=_png_path, show_default=True, help=OUT_HELP + ".")
+def show_filters_command(checkpoint, out):
+    """Draw the first convolution layer's filters as a grid, each scaled to its own range.
+
+    Without CHECKPOINT the filters of the model shipped with the package are drawn.
+
+    \b
+    Examples:
+      tinysiamese show-filters
+      tinysiamese show-filters runs/my-run/best.npz --out docs/filters.png
+    """
+    model, path = _model(checkpoint, "numpy")
+    W = model.backend.to_numpy(model.params()["conv1.W"])  # (F, C, K, K)
+    F, C, K, _ = W.shape
+    _save_picture(plots.filter_grid(W, title=f"First-layer filters of {_short(path)}: "
+                                             f"{F} of {C}x{K}x{K}"), out)

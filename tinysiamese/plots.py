@@ -67,6 +67,26 @@ def _text_width(text, f) -> int:
     return x1 - x0
 
 
+def _wrap(text: str, f, width: int) -> list[str]:
+    """Split ``text`` at spaces into lines no wider than ``width`` px (a longer word stays)."""
+    lines = []
+    for word in text.split():
+        if lines and _text_width(f"{lines[-1]} {word}", f) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def _fit(text: str, f, width: int) -> str:
+    """``text``, cut short with "..." where it is wider than ``width`` px."""
+    if _text_width(text, f) <= width:
+        return text
+    while len(text) > 1 and _text_width(text + "...", f) > width:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
 def _line_height(f) -> int:
     _, y0, _, y1 = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), "Ag0%", font=f)
     return y1 - y0
@@ -235,7 +255,7 @@ def learning_curves(metrics: list[dict], title: str | None = None,
     W, H = size
     image = Image.new("RGB", (W * s, H * s), WHITE)
     draw = ImageDraw.Draw(image)
-    title = title or "Learning curves"
+    title = _fit(title or "Learning curves", font(20 * s), (W - 40) * s)
     _text(draw, (W * s / 2, 14 * s), title, font(20 * s), TEXT, align="center")
 
     entries = [("training loss", LOSS_COLOUR), ("validation 20-way one-shot accuracy", VAL_COLOUR)]
@@ -331,22 +351,24 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
     score_h = lh_small + 12
     row_h = cell + score_h + gap - 8
 
-    header = pad + lh_title + 10 + lh_text + 22
     grid_left = pad + big + 48
-    grid_top = header + lh_small + 16
     grid_w = cols * cell + (cols - 1) * gap
-    legend_y = grid_top + rows * row_h + 6
     width = max(grid_left + grid_w + pad + 2 * ring, 2 * pad + big + 48 + 280)
+    title_lines = _wrap(title or f"A {n}-way one-shot trial", f_title, width - 2 * pad)
+    header = pad + len(title_lines) * (lh_title + 6) + 4 + lh_text + 22
+    grid_top = header + lh_small + 16
+    legend_y = grid_top + rows * row_h + 6
     height = legend_y + lh_small + pad + 4
     image = Image.new("RGB", (width, height), WHITE)
     draw = ImageDraw.Draw(image)
 
     right = answer == chosen
-    _text(draw, (pad, pad), title or f"A {n}-way one-shot trial", f_title, TEXT)
+    for j, line in enumerate(title_lines):
+        _text(draw, (pad, pad + j * (lh_title + 6)), line, f_title, TEXT)
     verdict = (f"The model chose candidate {chosen + 1}: right."
                if right else f"The model chose candidate {chosen + 1}: wrong - "
                              f"the answer is candidate {answer + 1}.")
-    _text(draw, (pad, pad + lh_title + 10), verdict, f_text, GREEN if right else RED)
+    _text(draw, (pad, header - 22 - lh_text), verdict, f_text, GREEN if right else RED)
 
     _text(draw, (pad, header), "test image", f_small, TEXT)
     draw.rectangle([pad - 1, grid_top - 1, pad + big, grid_top + big], outline=EDGE)
