@@ -590,6 +590,15 @@ def paper_split(split: OmniglotSplit, which: str) -> OmniglotSubset:
     return subset(split, spec.alphabets, spec.drawers, name=which)
 
 
+def skipped_note(data: OmniglotSplit | OmniglotSubset) -> str | None:
+    """One line on what ``on_bad_image="skip"`` left out of ``data``'s archive (None: nothing)."""
+    if not data.n_skipped:
+        return None
+    shown = ", ".join(data.dropped[:5]) + (", ..." if len(data.dropped) > 5 else "")
+    return (f"skipped {data.n_skipped} unreadable image(s) of the archive of the {data.name} "
+            f"set, leaving out {len(data.dropped)} character(s): {shown}")
+
+
 def load_paper_split(root: str | os.PathLike, which: str, size: int = NATIVE_SIZE,
                      **kwargs) -> OmniglotSubset:
     """Load the archive that the paper's ``which`` set needs and cut the set from it."""

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint, CheckpointError
+from .checkpoint import (atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint,
+                         CheckpointError)
 from .losses import bce_with_logits
 from .model import SiameseNet, encoder_shapes
 from .oneshot import evaluate, within_alphabet_trials
-from .omniglot import load_paper_split
+from .omniglot import load_paper_split, skipped_note
 from .optim import MomentumSGD, make_groups
 from .pairs import PairLoader
 
@@ -76,6 +77,15 @@ def check_writable(out_dir: Path) -> None:
                             "choose another with --out") from None
 
 
+def _write_error(path: Path, out_dir: Path, exc: OSError) -> TrainingError:
+    """A failed write (a full disk, a lost mount) -> one line: what is kept, what to do."""
+    last = out_dir / "last.npz"
+    then = (f"resume with: tinysiamese train --resume {out_dir}" if last.is_file()
+            else "start the run again")
+    return TrainingError(f"cannot write {path} ({exc.strerror or exc}); the checkpoints already "
+                         f"in {out_dir} are kept intact. Free some space, then {then}")
+
+
 class _StopFlag:
     """Ctrl-C sets a flag; the loop finishes its step, saves and exits cleanly."""
 
@@ -105,7 +115,8 @@ def _host(d: dict, backend) -> dict:
 
 
 def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool = False,
-          log=print, progress=None, max_steps: int | None = None) -> TrainResult:
+          log=print, progress=None, max_steps: int | None = None,
+          on_bad_image: str = "error") -> TrainResult:
     """Train a SiameseNet as ``cfg`` says; write everything to ``out_dir``.
 
     cfg: a resolved preset config (``model.preset_config``) plus "epochs", "patience",
@@ -114,9 +125,11 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     resume: continue from ``out_dir/last.npz`` (its config and seed win over the arguments).
     progress: a callable(str) for the in-epoch progress line (None: no progress line).
     max_steps: stop (as if interrupted) after this many steps; for tests of resuming.
+    on_bad_image: "error" or "skip" unreadable Omniglot images (see ``omniglot.load_split``).
     """
     out_dir = Path(out_dir)
     check_writable(out_dir)
+    remove_stale_temp_files(out_dir)  # left by a run killed while it saved
     start_epoch, start_batch, partial = 0, 0, {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0}
     best_acc, best_epoch, bad_epochs = -1.0, -1, 0
     ckpt = None
@@ -127,21 +140,31 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             raise TrainingError(f"{out_dir}/last.npz was trained with preset "
                                 f"{saved.get('preset')!r}, not {cfg.get('preset')!r}: drop "
                                 "--preset when resuming, or start a new run with --out")
-        epochs = cfg["epochs"]
-        cfg = dict(saved, epochs=epochs)
-        seed = ckpt.meta["seed"]
-        start_epoch, start_batch = ckpt.meta["epoch"], ckpt.meta.get("batch", 0)
-        partial = ckpt.meta.get("partial", partial)
-        best_acc, best_epoch = ckpt.meta["best_val_accuracy"], ckpt.meta["best_epoch"]
-        bad_epochs = ckpt.meta["bad_epochs"]
+        # Without a new "epochs" the run goes on to the number it was started with.
+        cfg = dict(saved, epochs=cfg.get("epochs", saved.get("epochs")))
+        try:
+            seed = ckpt.meta["seed"]
+            start_epoch, start_batch = ckpt.meta["epoch"], ckpt.meta.get("batch", 0)
+            partial = ckpt.meta.get("partial", partial)
+            best_acc, best_epoch = ckpt.meta["best_val_accuracy"], ckpt.meta["best_epoch"]
+            bad_epochs = ckpt.meta["bad_epochs"]
+        except KeyError as exc:
+            raise TrainingError(f"{out_dir}/last.npz holds no training progress ({exc} is "
+                                "missing; a weights-only file?): it cannot be resumed; start a "
+                                "new run with --out") from None
     encoder_shapes(cfg)
-    atomic_write(out_dir / "config.json",
-                 lambda f: f.write(json.dumps({**cfg, "seed": seed}, indent=2).encode()))
+    try:
+        atomic_write(out_dir / "config.json",
+                     lambda f: f.write(json.dumps({**cfg, "seed": seed}, indent=2).encode()))
+    except OSError as exc:
+        raise _write_error(out_dir / "config.json", out_dir, exc) from None
 
     size = cfg["image_size"]
     log(f"loading Omniglot at {size}x{size} ...")
-    train_set = load_paper_split(data_root, "train", size)
-    val_set = load_paper_split(data_root, "val", size)
+    train_set = load_paper_split(data_root, "train", size, on_bad_image=on_bad_image)
+    val_set = load_paper_split(data_root, "val", size, on_bad_image=on_bad_image)
+    for note in filter(None, map(skipped_note, (train_set, val_set))):
+        log(note)
     val_trials = within_alphabet_trials(val_set, n_way=20, n_trials=cfg.get("val_trials", 320),
                                         seed=seed + 1)
 
@@ -155,6 +178,11 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             model.load_params(ckpt.params)
         except ValueError as exc:
             raise TrainingError(f"{out_dir}/last.npz does not fit its config: {exc}") from None
+        wrong = sorted(k for k, v in opt.velocities.items()
+                       if k not in ckpt.velocities or ckpt.velocities[k].shape != v.shape)
+        if wrong or len(ckpt.velocities) != len(opt.velocities):
+            raise TrainingError(f"{out_dir}/last.npz: its optimiser state does not fit its "
+                                f"config (e.g. {wrong[:3]}); start a new run with --out")
         for k, v in ckpt.velocities.items():
             opt.velocities[k][...] = backend.asarray(v)
         opt.epoch = start_epoch
@@ -176,11 +204,17 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                 "partial": partial or {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0},
                 "best_val_accuracy": best_acc, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs}
-        save_checkpoint(out_dir / name, _host(model.params(), backend), meta,
-                        _host(opt.velocities, backend))
+        try:
+            save_checkpoint(out_dir / name, _host(model.params(), backend), meta,
+                            _host(opt.velocities, backend))
+        except OSError as exc:  # atomic: the previous file is still there, whole
+            loader.close()
+            raise _write_error(out_dir / name, out_dir, exc) from None
 
     run_start = time.perf_counter()
-    with _StopFlag() as stop:
+    # A diverging loss is caught and reported below in one line; NumPy's overflow warnings
+    # would only bury it.
+    with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(start_epoch, cfg["epochs"]):
             t0 = time.perf_counter()
             loader.wait_seconds = 0.0
@@ -210,9 +244,11 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             train_loss = float(loss_sum) / max(seen, 1)
             if not math.isfinite(train_loss):
                 stopped = "diverged"
+                kept = (f"The last good checkpoint is kept: {out_dir / 'last.npz'}"
+                        if (out_dir / "last.npz").is_file() else "No checkpoint was saved")
                 log(f"epoch {epoch + 1}: the loss became {train_loss} (diverged); stopping. "
-                    f"The last good checkpoint is kept: {out_dir / 'last.npz'}. "
-                    "Lower the learning rate (optim.lr in a --config file) and start again.")
+                    f"{kept}. Lower the learning rate (optim.lr in a --config file) and "
+                    "start again.")
                 break
             if stop.raised or (max_steps is not None and steps_done >= max_steps):
                 stopped = "interrupted"
@@ -238,8 +274,12 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                       "momentum": mu, "seconds": seconds, "pairs_per_s": seen / seconds,
                       "data_wait_fraction": loader.wait_seconds / seconds,
                       "eval_seconds": time.perf_counter() - t0 - seconds}
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            try:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                loader.close()
+                raise _write_error(metrics_path, out_dir, exc) from None
             log(f"epoch {epoch + 1:3d}  loss {train_loss:.4f}  train acc {record['train_accuracy']:.3f}  "
                 f"val 20-way {val.accuracy:.3f}{' *' if improved else '  '}  "
                 f"{record['pairs_per_s']:.0f} pairs/s  lr {lr:.4g}  mom {mu:.2f}  "
@@ -259,21 +299,26 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     test = None
     if best_epoch > 0 and stopped != "interrupted" and cfg.get("test_trials", 400):
         test = evaluate_checkpoint(out_dir / "best.npz", data_root, backend,
-                                   n_trials=cfg.get("test_trials", 400), seed=0).to_dict()
+                                   n_trials=cfg.get("test_trials", 400), seed=0,
+                                   on_bad_image=on_bad_image).to_dict()
         log(f"best model (epoch {best_epoch}, val {best_acc:.3f}): 20-way one-shot accuracy on "
             f"{test['trials']} test trials {100 * test['accuracy']:.1f}% "
             f"(95% CI {100 * test['ci95'][0]:.1f}-{100 * test['ci95'][1]:.1f}%)")
-        atomic_write(out_dir / "summary.json", lambda f: f.write(json.dumps(
-            {"best_epoch": best_epoch, "best_val_accuracy": best_acc, "test": test,
-             "stopped": stopped}, indent=2).encode()))
+        try:
+            atomic_write(out_dir / "summary.json", lambda f: f.write(json.dumps(
+                {"best_epoch": best_epoch, "best_val_accuracy": best_acc, "test": test,
+                 "stopped": stopped}, indent=2).encode()))
+        except OSError as exc:
+            raise _write_error(out_dir / "summary.json", out_dir, exc) from None
     return TrainResult(out_dir, best_epoch, best_acc, test, stopped)
 
 
-def evaluate_checkpoint(path, data_root, backend, split="test", n_way=20, n_trials=400, seed=0):
+def evaluate_checkpoint(path, data_root, backend, split="test", n_way=20, n_trials=400, seed=0,
+                        on_bad_image="error"):
     """One-shot accuracy of a saved model on the paper's ``split`` ("test" or "val")."""
     from .checkpoint import model_from_checkpoint
 
     model = model_from_checkpoint(load_checkpoint(path), backend)
-    subset = load_paper_split(data_root, split, model.cfg["image_size"])
+    subset = load_paper_split(data_root, split, model.cfg["image_size"], on_bad_image=on_bad_image)
     trials = within_alphabet_trials(subset, n_way=n_way, n_trials=n_trials, seed=seed)
     return evaluate(model_score(model), trials)
