@@ -542,7 +542,7 @@ def plot_command(run_dir, out):
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help=DATA_HELP)
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="The paper's set to draw the trial from.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Which trial: the alphabet, characters, drawers and the answer's place.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("trial.png"),
               callback=_png_path, show_default=True, help=OUT_HELP + ".")
