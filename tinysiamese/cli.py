@@ -135,7 +135,8 @@ def info_command(data_path):
 # tinysiamese eval
 
 
-def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size, cache_dir):
+def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size, cache_dir,
+                 on_bad_image="error"):
     """Build the trials the options ask for -> (Trials, a one-line description)."""
     if runs is not None and mnist_path is not None:
         raise ValueError("choose one trial source: --runs or --mnist (or Omniglot via --data)")
@@ -154,7 +155,10 @@ def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size,
         return trials, (f"Lake's runs in {runs}, {trials.n_way}-way, {trials.n_trials} trials, "
                         f"{size}px")
     root = omniglot.find_data_root(data_path)
-    subset = omniglot.load_paper_split(root, split, size, cache_dir=cache_dir)
+    subset = omniglot.load_paper_split(root, split, size, cache_dir=cache_dir,
+                                       on_bad_image=on_bad_image)
+    if omniglot.skipped_note(subset):
+        click.echo(omniglot.skipped_note(subset), err=True)
     ways = 20 if ways is None else ways
     trials = oneshot.within_alphabet_trials(subset, ways, n_trials, seed)
     return trials, (f"Omniglot {split} set, within-alphabet, {ways}-way, {n_trials} trials, "
@@ -191,7 +195,8 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 @click.option("--ways", type=int, default=None, help="Ways per Omniglot trial [default: 20].")
 @click.option("--trials", "n_trials", type=int, default=400, show_default=True,
               help="Number of trials.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing the trials.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed for drawing the trials.")
 @click.option("--size", type=int, default=None,
               help="Image side in pixels [default: the model's input; 105 for baselines].")
 @click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy",
@@ -199,9 +204,12 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Cache of decoded Omniglot arrays [default: $TINYSIAMESE_CACHE or "
                    "~/.cache/tinysiamese/arrays].")
+@click.option("--skip-bad-images", is_flag=True,
+              help="Leave out unreadable Omniglot images (and their characters) instead of "
+                   "stopping; how many were left out is reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways, n_trials, seed,
-                 size, backend_name, cache_dir, as_json):
+                 size, backend_name, cache_dir, skip_bad_images, as_json):
     """One-shot accuracy of a model (or a baseline) on N-way trials, with a 95% interval.
 
     CHECKPOINT is a .npz written by `tinysiamese train`; without it (and without
@@ -231,7 +239,7 @@ def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways,
         size = model.cfg["image_size"]
     with _errors():
         trials, source = _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed,
-                                      size, cache_dir)
+                                      size, cache_dir, "skip" if skip_bad_images else "error")
         result = oneshot.evaluate(score, trials)
     _print_result(result, scorer, source, as_json)
 
@@ -244,7 +252,8 @@ def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways,
 @click.option("--layer", "layer_spec", default=None,
               help="Check one layer: a name (Conv2D, MaxPool2D, Dense, ReLU, Sigmoid, Flatten, "
                    "WeightedL1, SiameseNet) or your own class as module:Class.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for shapes' values.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed for shapes' values.")
 @click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy",
               show_default=True, help="Array backend to check on (always in float64).")
 def gradcheck_command(layer_spec, seed, backend_name):
@@ -346,13 +355,16 @@ def _positive(name):
 @click.option("--batch-size", type=int, default=None, callback=_positive("batch"), help="Pairs per minibatch (even).")
 @click.option("--distortions", type=int, default=None,
               help="0: a fresh random distortion of every image (default); K>0: the paper's K distorted copies per pair.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<timestamp>].")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last.npz.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="JSON or TOML file overriding any preset setting (e.g. {\"optim\": {\"lr\": 0.01}}).")
+@click.option("--skip-bad-images", is_flag=True,
+              help="Leave out unreadable Omniglot images (and their characters) instead of "
+                   "stopping; how many were left out is reported.")
 def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batch_size, distortions,
-                  seed, out, resume, config_path):
+                  seed, out, resume, config_path, skip_bad_images):
     """Train a siamese net on Omniglot's background alphabets, then test its best epoch.
 
     After every epoch the model answers 320 validation one-shot trials; the best model is
@@ -369,6 +381,14 @@ def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batc
         raise click.UsageError("--resume continues in its own folder; leave out --out")
     if resume is not None and not (resume / "last.npz").is_file():
         raise click.UsageError(f"nothing to resume: {resume / 'last.npz'} does not exist")
+    if resume is not None:  # the run's own settings win on resume: say so rather than ignore
+        given = [name for name, value in [("--pairs-per-epoch", pairs_per_epoch),
+                                          ("--batch-size", batch_size),
+                                          ("--distortions", distortions),
+                                          ("--config", config_path)] if value is not None]
+        if given:
+            raise click.UsageError(f"--resume continues with the run's own settings; leave out "
+                                   f"{', '.join(given)} (or start a new run with --out)")
     overrides = _read_config(config_path) if config_path else {}
     for key, value in [("epochs", epochs), ("pairs_per_epoch", pairs_per_epoch),
                        ("batch_size", batch_size), ("distortions", distortions)]:
@@ -379,7 +399,10 @@ def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batc
     with _errors():
         cfg = preset_config(preset or overrides.pop("preset", "small"), overrides)
         cfg["preset_given"] = preset is not None
-        cfg.setdefault("epochs", 200)
+        if resume is not None and epochs is None:
+            cfg.pop("epochs", None)  # a resumed run goes on to its own number of epochs
+        elif resume is None:
+            cfg.setdefault("epochs", 200)
         if cfg["batch_size"] % 2:
             raise ValueError(f"--batch-size must be even (half same, half different pairs), not {cfg['batch_size']}")
         root = omniglot.find_data_root(data_path)
@@ -388,7 +411,10 @@ def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batc
     progress = _progress_line if sys.stderr.isatty() else None
     try:
         result = train_mod.train(cfg, data_root=root, backend=backend, out_dir=run_dir, seed=seed,
-                                 resume=resume is not None, log=_log_line, progress=progress)
+                                 resume=resume is not None, log=_log_line, progress=progress,
+                                 on_bad_image="skip" if skip_bad_images else "error")
+    except train_mod.ResumeError as exc:
+        raise click.UsageError(str(exc)) from None
     except (train_mod.TrainingError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from None
     except (FileNotFoundError, ValueError) as exc:

@@ -38,6 +38,10 @@ class TrainingError(Exception):
     """A run that cannot start or cannot go on (the message says why and what to do)."""
 
 
+class ResumeError(TrainingError):
+    """A resume that the given options contradict (e.g. another preset): a usage error."""
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -137,7 +141,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
         ckpt = load_checkpoint(out_dir / "last.npz")
         saved = ckpt.config
         if saved.get("preset") != cfg.get("preset") and cfg.get("preset_given"):
-            raise TrainingError(f"{out_dir}/last.npz was trained with preset "
+            raise ResumeError(f"{out_dir}/last.npz was trained with preset "
                                 f"{saved.get('preset')!r}, not {cfg.get('preset')!r}: drop "
                                 "--preset when resuming, or start a new run with --out")
         # Without a new "epochs" the run goes on to the number it was started with.
@@ -152,6 +156,9 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             raise TrainingError(f"{out_dir}/last.npz holds no training progress ({exc} is "
                                 "missing; a weights-only file?): it cannot be resumed; start a "
                                 "new run with --out") from None
+        if start_epoch >= cfg["epochs"]:
+            log(f"{out_dir} has already trained {start_epoch} of {cfg['epochs']} epochs; "
+                f"to go on, give --epochs with more than {start_epoch}")
     encoder_shapes(cfg)
     try:
         atomic_write(out_dir / "config.json",
