@@ -359,6 +359,7 @@ def test_plot_reads_what_train_writes(fake_run, tmp_path):
 def test_show_trial_needs_the_data(tiny_checkpoint, tmp_path):
     assert_one_line_error(run("show-trial", tiny_checkpoint, "--data", tmp_path / "nowhere"),
                           2, "does not exist")
+    assert_one_line_error(run("show-trial", tiny_checkpoint, "--seed", -1), 2, "--seed")
 
 
 def test_pictures_on_the_real_data(tiny_checkpoint, omniglot_dir, tmp_path):
