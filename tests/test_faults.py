@@ -1,0 +1,462 @@
+"""Faults during training and downloads: Ctrl-C, kill -9, a full disk, NaN, a bad folder.
+
+All training here is the tiny preset on a fake Omniglot whose ten validation alphabets have
+20 characters (enough for the 20-way validation trials) and whose test alphabets have one
+(the test is switched off with test_trials = 0): a run of a few hundred pairs takes a second.
+"""
+import errno
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_fake_split
+
+from tinysiamese import download as dl
+from tinysiamese import omniglot
+from tinysiamese import train as train_mod
+from tinysiamese.backend import get_backend
+from tinysiamese.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+from tinysiamese.cli import main
+from tinysiamese.model import preset_config
+from tinysiamese.omniglot import DataError
+
+SMALL_RUN = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
+CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code, *patterns):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for pattern in patterns:
+        assert pattern in errors[0], errors[0]
+
+
+def quiet(_text):
+    pass
+
+
+def tiny_cfg(**overrides):
+    return preset_config("tiny", {**SMALL_RUN, "epochs": 2, **overrides})
+
+
+def files_of(folder):
+    """{name: bytes} of every file in ``folder``, hidden ones included."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def paper20(tmp_path_factory):
+    """Fake Omniglot: 3 background alphabets of 4 characters; 20-character val alphabets."""
+    root = tmp_path_factory.mktemp("paper20")
+    write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
+    alphabets = {name: 20 for name in omniglot.VAL_ALPHABETS}
+    alphabets.update({name: 1 for name in omniglot.TEST_ALPHABETS})
+    write_fake_split(root, "evaluation", alphabets, first_char=100)
+    return root
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "small-run.json"
+    path.write_text(json.dumps(SMALL_RUN))
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(paper20, tmp_path_factory):
+    """A finished one-epoch tiny run (best.npz, last.npz, config.json, metrics.jsonl)."""
+    out = tmp_path_factory.mktemp("runs") / "one-epoch"
+    cfg = tiny_cfg(epochs=1)
+    cfg["preset_given"] = True
+    train_mod.train(cfg, data_root=paper20, backend=get_backend(), out_dir=out, log=quiet)
+    return out
+
+
+@pytest.fixture
+def run_dir(one_epoch_run, tmp_path):
+    """A fresh copy of the one-epoch run, for a test to resume or break."""
+    return shutil.copytree(one_epoch_run, tmp_path / "run")
+
+
+# --------------------------------------------------------------------------------------
+# Ctrl-C and resuming
+
+
+@pytest.fixture(scope="module")
+def straight_run(paper20, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    result = train_mod.train(tiny_cfg(), data_root=paper20, backend=get_backend(), out_dir=out,
+                             seed=3, log=quiet)
+    assert result.stopped == "epochs"
+    return out
+
+
+@pytest.mark.parametrize("k", [3, 6, 9])  # mid-epoch 1, its last batch, mid-epoch 2
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(k, paper20, straight_run,
+                                                               tmp_path):
+    out = tmp_path / "run"
+    first = train_mod.train(tiny_cfg(), data_root=paper20, backend=get_backend(), out_dir=out,
+                            seed=3, log=quiet, max_steps=k)
+    assert first.stopped == "interrupted"
+    stopped = load_checkpoint(out / "last.npz").meta
+    where = divmod(k, 6) if k % 6 else (k // 6 - 1, 6)  # 6 batches per epoch
+    assert (stopped["epoch"], stopped["batch"]) == where
+    # Another seed on resume: the run's own seed must win.
+    train_mod.train(tiny_cfg(), data_root=paper20, backend=get_backend(), out_dir=out,
+                    seed=99, resume=True, log=quiet)
+    for name in ("best.npz", "last.npz"):
+        a, b = load_checkpoint(straight_run / name), load_checkpoint(out / name)
+        assert a.params.keys() == b.params.keys() and a.velocities.keys() == b.velocities.keys()
+        for key in a.params:
+            assert np.array_equal(a.params[key], b.params[key]), f"{name} {key} differs"
+        for key in a.velocities:
+            assert np.array_equal(a.velocities[key], b.velocities[key]), f"{name} v {key}"
+        assert a.meta == b.meta, name
+
+
+def _start(argv):
+    """Start ``argv`` with its output (stdout and stderr) readable line by line."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _read_until(proc, marker, timeout=60):
+    """Lines of ``proc``'s output up to the first one holding ``marker``."""
+    timer = threading.Timer(timeout, proc.kill)  # a hung child must not hang the suite
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                return lines
+    finally:
+        timer.cancel()
+    raise AssertionError(f"{marker!r} never came: {''.join(lines)}")
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resume_goes_on(paper20, tmp_path):
+    config = tmp_path / "long.json"
+    config.write_text(json.dumps({**SMALL_RUN, "pairs_per_epoch": 200_000}))
+    out = tmp_path / "run"
+    proc = _start(CLI + ["train", "--data", paper20, "--preset", "tiny", "--config", config,
+                       "--out", out, "--epochs", 1])
+    lines = _read_until(proc, "model: preset tiny")
+    time.sleep(1.0)  # well inside the first (long) epoch
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output, output
+    [line] = [s for s in output.splitlines() if s.startswith("interrupted")]
+    assert f"saved {out / 'last.npz'}. Resume with: tinysiamese train --resume {out}" in line
+    batch = int(line.split("after batch ")[1].split(";")[0])
+    meta = load_checkpoint(out / "last.npz").meta
+    assert (meta["epoch"], meta["batch"]) == (0, batch) and batch > 0
+    assert meta["partial"]["seen"] == 16 * batch, "the sums of the unfinished epoch are kept"
+    # Resume goes on from that batch (two more steps, then stop again).
+    again = train_mod.train(preset_config("tiny"), data_root=paper20, backend=get_backend(),
+                            out_dir=out, resume=True, log=quiet, max_steps=2)
+    assert again.stopped == "interrupted"
+    meta = load_checkpoint(out / "last.npz").meta
+    assert (meta["epoch"], meta["batch"]) == (0, batch + 2)
+
+
+def test_resume_with_another_preset_or_settings_is_refused(run_dir, paper20):
+    result = run("train", "--resume", run_dir, "--preset", "small", "--data", paper20)
+    assert_one_line_error(result, 2, "was trained with preset 'tiny', not 'small'",
+                          "drop --preset", "--out")
+    result = run("train", "--resume", run_dir, "--batch-size", 8, "--config", run_dir / "x")
+    assert_one_line_error(result, 2, "run's own settings", "leave out --batch-size, --config")
+
+
+def test_resume_of_a_finished_run_says_how_to_go_on(run_dir, paper20):
+    result = run("train", "--resume", run_dir, "--data", paper20)
+    assert result.exit_code == 0, result.output
+    assert "has already trained 1 of 1 epochs; to go on, give --epochs with more than 1" \
+        in result.output
+    result = run("train", "--resume", run_dir, "--data", paper20, "--epochs", 2)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("epoch   2") == 1
+    assert load_checkpoint(run_dir / "last.npz").meta["epoch"] == 2
+
+
+def test_resume_refuses_a_last_npz_it_cannot_go_on_from(run_dir, paper20):
+    ckpt = load_checkpoint(run_dir / "last.npz")
+    last = run_dir / "last.npz"
+    save_checkpoint(last, ckpt.params, {"config": ckpt.config})  # weights only
+    assert_one_line_error(run("train", "--resume", run_dir, "--data", paper20), 1,
+                          "holds no training progress", "cannot be resumed", "--out")
+    velocities = dict(ckpt.velocities)
+    velocities.pop("conv1.W")
+    save_checkpoint(last, ckpt.params, ckpt.meta, velocities)
+    assert_one_line_error(run("train", "--resume", run_dir, "--data", paper20), 1,
+                          "optimiser state does not fit", "conv1.W")
+    params = dict(ckpt.params, **{"conv1.W": np.zeros((2, 2), np.float32)})
+    save_checkpoint(last, params, ckpt.meta, ckpt.velocities)
+    assert_one_line_error(run("train", "--resume", run_dir, "--data", paper20), 1,
+                          "does not fit its config", "conv1.W has shape (2, 2)")
+    data = (run_dir / "best.npz").read_bytes()
+    last.write_bytes(data[: len(data) // 3])
+    assert_one_line_error(run("train", "--resume", run_dir, "--data", paper20), 1,
+                          "last.npz is not a .npz checkpoint or is truncated")
+
+
+# --------------------------------------------------------------------------------------
+# kill -9 while a checkpoint is written
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import io, sys, time
+    import numpy as np
+    from tinysiamese import checkpoint
+
+    path = sys.argv[1]
+    checkpoint.save_checkpoint(path, {"w": np.full(1000, 1.0)}, {"config": {}, "version": 1})
+    real_savez = np.savez
+
+    def half_then_hang(f, **arrays):
+        buf = io.BytesIO()
+        real_savez(buf, **arrays)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        print("half written", flush=True)
+        time.sleep(60)
+
+    np.savez = half_then_hang
+    checkpoint.save_checkpoint(path, {"w": np.full(1000, 2.0)}, {"config": {}, "version": 2})
+""")
+
+LOOPING_WRITER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from tinysiamese import checkpoint
+
+    for i in range(1, 10_000):
+        w = np.full(2_000_000, float(i), dtype=np.float32)  # 8 MB: writes take a while
+        checkpoint.save_checkpoint(sys.argv[1], {"w": w}, {"config": {}, "version": i})
+        print(i, flush=True)
+""")
+
+
+def _assert_previous_checkpoint_survives(folder, path, version=None):
+    ckpt = load_checkpoint(path)  # must not raise
+    w = ckpt.params["w"]
+    assert w[0] == w[-1] == ckpt.meta["version"], "a checkpoint mixes two writes"
+    if version is not None:
+        assert ckpt.meta["version"] == version
+    assert sorted(p.name for p in folder.glob("*.npz")) == [path.name], \
+        "a temporary file looks like a checkpoint"
+    leftovers = [p for p in folder.iterdir() if p != path]
+    assert all(p.name.startswith(".") and p.name.endswith(".tmp") for p in leftovers), leftovers
+    assert sorted(remove_stale_temp_files(folder)) == sorted(leftovers)
+    assert list(folder.iterdir()) == [path]
+    return ckpt
+
+
+def test_kill_9_in_the_middle_of_a_checkpoint_write(tmp_path):
+    path = tmp_path / "ck.npz"
+    proc = _start([sys.executable, "-c", KILLED_WRITER, path])
+    _read_until(proc, "half written")
+    temp = [p for p in tmp_path.iterdir() if p != path]
+    assert len(temp) == 1 and temp[0].stat().st_size > 0, "the kill must come mid-write"
+    proc.kill()
+    proc.wait(timeout=30)
+    _assert_previous_checkpoint_survives(tmp_path, path, version=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kill_9_at_a_random_moment_of_repeated_writes(seed, tmp_path):
+    path = tmp_path / "ck.npz"
+    proc = _start([sys.executable, "-c", LOOPING_WRITER, path])
+    _read_until(proc, "1")
+    time.sleep(random.Random(seed).uniform(0.0, 0.3))
+    proc.kill()
+    proc.wait(timeout=30)
+    _assert_previous_checkpoint_survives(tmp_path, path)
+
+
+def test_a_new_run_removes_temporary_files_a_killed_run_left(run_dir, paper20):
+    (run_dir / ".last.npz.k1ll3d.tmp").write_bytes(b"PK\x03\x04 half a checkpoint")
+    train_mod.train(preset_config("tiny"), data_root=paper20, backend=get_backend(),
+                    out_dir=run_dir, resume=True, log=quiet)
+    assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*.tmp"))
+
+
+# --------------------------------------------------------------------------------------
+# A run folder that cannot be written, a full disk, a diverging loss
+
+
+def test_an_unwritable_run_folder_fails_before_training(paper20, config_file, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("in the way")
+    for out in (a_file / "run", a_file):  # root ignores chmod: a regular file blocks mkdir
+        result = run("train", "--data", paper20, "--preset", "tiny", "--config", config_file,
+                     "--out", out)
+        assert_one_line_error(result, 1, f"cannot write to the run folder {out}",
+                              "choose another with --out")
+        assert "loading Omniglot" not in result.output
+    assert a_file.read_text() == "in the way"
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(run_dir, paper20, monkeypatch):
+    before = files_of(run_dir)
+    real_savez = np.savez
+
+    def full_disk(f, **arrays):
+        buf = io.BytesIO()
+        real_savez(buf, **arrays)
+        f.write(buf.getvalue()[:1000])  # part of the file, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    result = run("train", "--resume", run_dir, "--data", paper20, "--epochs", 2)
+    assert_one_line_error(result, 1, f"cannot write {run_dir}/", ".npz (No space left on device)",
+                          "kept intact", f"resume with: tinysiamese train --resume {run_dir}")
+    after = files_of(run_dir)
+    for name in ("best.npz", "last.npz"):
+        assert after[name] == before[name], f"{name} changed"
+    assert not [name for name in after if name.endswith(".tmp")], after.keys()
+    assert load_checkpoint(run_dir / "last.npz").meta["epoch"] == 1
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(run_dir, paper20,
+                                                                      monkeypatch):
+    before = files_of(run_dir)
+    real_bce = train_mod.bce_with_logits
+
+    def nan_loss(z, y):
+        loss, dz = real_bce(z, y)
+        return loss * np.nan, dz
+
+    monkeypatch.setattr(train_mod, "bce_with_logits", nan_loss)
+    result = run("train", "--resume", run_dir, "--data", paper20, "--epochs", 3)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    [line] = [s for s in result.output.splitlines() if "diverged" in s]
+    assert line.startswith("epoch 2: the loss became nan (diverged); stopping.")
+    assert f"The last good checkpoint is kept: {run_dir / 'last.npz'}" in line
+    assert "Lower the learning rate" in line
+    after = files_of(run_dir)
+    assert after["last.npz"] == before["last.npz"] and after["best.npz"] == before["best.npz"]
+
+
+def test_a_huge_learning_rate_diverges_in_one_quiet_line(paper20, tmp_path):
+    config = tmp_path / "hot.json"
+    config.write_text(json.dumps({**SMALL_RUN, "optim": {"lr": 1e30}}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run("train", "--data", paper20, "--preset", "tiny", "--config", config,
+                     "--out", tmp_path / "run", "--epochs", 3)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    [line] = [s for s in result.output.splitlines() if "diverged" in s]
+    assert "epoch 1: the loss became" in line and "No checkpoint was saved" in line
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], \
+        [str(w.message) for w in caught]
+    assert not list((tmp_path / "run").glob("*.npz")), "no checkpoint of a diverged model"
+
+
+# --------------------------------------------------------------------------------------
+# Bad images met while training
+
+
+def test_a_corrupt_training_image_is_named_or_skipped(paper20, config_file, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(paper20, root)
+    zip_path = root / "images_background.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        members = [(info, zf.read(info.filename)) for info in zf.infolist()]
+    bad = "images_background/Bb/character02/0006_03.png"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for info, data in members:
+            zf.writestr(info, b"\x89PNG\r\n\x1a\n broken" if info.filename == bad else data)
+    args = ["train", "--data", root, "--preset", "tiny", "--config", config_file, "--epochs", 1]
+    result = run(*args, "--out", tmp_path / "a")
+    assert_one_line_error(result, 1, "cannot read image", "Bb/character02/0006_03.png",
+                          "--skip-bad-images")
+    result = run(*args, "--out", tmp_path / "b", "--skip-bad-images")
+    assert result.exit_code == 0, result.output
+    assert ("skipped 1 unreadable image(s) of the archive of the train set, leaving out "
+            "1 character(s): Bb/character02") in result.output
+    assert (tmp_path / "b" / "best.npz").is_file()
+
+
+# --------------------------------------------------------------------------------------
+# Downloads (tests/test_download.py covers the library with the real small archives)
+
+
+@pytest.fixture
+def fake_table(tmp_path_factory, monkeypatch):
+    """The official table swapped for one small fake archive: (its spec, its bytes)."""
+    folder = tmp_path_factory.mktemp("fake-archive")
+    data = write_fake_split(folder, "background", {"A": 1}).read_bytes()
+    spec = dl.ArchiveSpec("images_background.zip", len(data), hashlib.md5(data).hexdigest(), 20)
+    monkeypatch.setattr(dl, "OFFICIAL_ARCHIVES", (spec,))
+    return spec, data
+
+
+def test_an_interrupted_download_keeps_nothing_and_a_retry_works(server, fake_table, tmp_path):
+    spec, data = fake_table
+    server.files[spec.name] = data
+    server.truncate.add(spec.name)
+    dest = tmp_path / "data"
+    result = run("data", "download", "--dest", dest, "--url", server.url)
+    assert_one_line_error(result, 1, "run the command again")
+    assert not dest.exists() or list(dest.iterdir()) == []
+    assert_one_line_error(run("data", "info", "--data", dest), 2, "does not hold Omniglot")
+    server.truncate.clear()
+    result = run("data", "download", "--dest", dest, "--url", server.url)
+    assert result.exit_code == 0 and "downloaded" in result.output, result.output
+    assert sorted(p.name for p in dest.iterdir()) == [spec.name]
+    assert dl.file_md5(dest / spec.name) == spec.md5
+
+
+def test_a_part_file_of_a_killed_download_is_replaced(server, fake_table, tmp_path):
+    spec, data = fake_table
+    server.files[spec.name] = data
+    (tmp_path / (spec.name + ".part")).write_bytes(data[:100])  # kill -9 mid-transfer
+    result = run("data", "download", "--dest", tmp_path, "--url", server.url)
+    assert result.exit_code == 0 and "downloaded" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [spec.name]
+    assert dl.file_md5(tmp_path / spec.name) == spec.md5
+
+
+def test_ctrl_c_during_a_download_removes_the_part_file(fake_table, tmp_path, monkeypatch):
+    spec, data = fake_table
+
+    class Response(io.BytesIO):
+        def read(self, n=-1):
+            if self.tell() > 0:
+                raise KeyboardInterrupt
+            return super().read(min(n, 100))
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(data))
+    with pytest.raises(KeyboardInterrupt):
+        dl.download_archive(spec, tmp_path, url="http://mirror.invalid")
+    assert list(tmp_path.iterdir()) == []
+    # A server that hangs up early: the short file is not kept either.
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(data[:10]))
+    with pytest.raises(DataError, match="nothing was kept - run the command again"):
+        dl.download_archive(spec, tmp_path, url="http://mirror.invalid")
+    assert list(tmp_path.iterdir()) == []
