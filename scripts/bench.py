@@ -1,0 +1,490 @@
+#!/usr/bin/env python
+"""Benchmark tinysiamese against the same network in PyTorch.
+
+For each row (preset, minibatch of pairs) it measures
+
+  * training throughput: pairs/s of a full step (forward of both twins through
+    ``SiameseNet.forward_logits``, ``bce_with_logits``, ``backward_logits``,
+    ``MomentumSGD.step``), the median of several timed steps after warm-up;
+  * evaluation throughput: pairs/s of ``forward_logits`` alone;
+  * the peak resident memory of the process (``ru_maxrss``), taken before PyTorch is
+    imported, so that it is tinysiamese's alone;
+  * the same step in PyTorch (same layers, same initial weights copied over, float32,
+    the same number of threads), NCHW and channels_last, and the ratio
+    tinysiamese / PyTorch (NCHW).
+
+Every row runs in its own child process, so that the peaks of different rows never mix::
+
+    python scripts/bench.py                        # the full table: small, koch x 32, 128
+    python scripts/bench.py --preset small --batch 32 --json     # one row, one JSON object
+    python scripts/bench.py --preset small --batch 64 --layers   # + per-layer breakdown
+    python scripts/bench.py --backend cupy         # on a GPU (PyTorch on CUDA if present)
+
+PyTorch is only a reference: nothing in the tinysiamese package imports it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROWS = [("small", 32), ("small", 128), ("koch", 32), ("koch", 128)]
+# (warm-up steps, timed steps): a koch step at batch 128 takes 10-20 s on 2 CPU cores.
+STEPS = {"koch": (1, 3), "small": (2, 5), "tiny": (1, 3)}
+
+
+# --------------------------------------------------------------------------- the machine
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def openblas_corename() -> str | None:
+    """The OpenBLAS kernel that runs (e.g. "SkylakeX", "Haswell"), read from the library."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for lib in sorted(libs):
+        try:
+            dll = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for fn in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                   "openblas_get_corename64_", "openblas_get_corename"):
+            if hasattr(dll, fn):
+                f = getattr(dll, fn)
+                f.restype = ctypes.c_char_p
+                return f().decode()
+    return None
+
+
+def machine_info(threads: int) -> dict:
+    import numpy as np
+
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # older NumPy: no dict mode
+        blas = "unknown"
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "threads": threads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+        "openblas_core": openblas_corename(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 2**20
+
+
+# --------------------------------------------------------------------------- timing
+# The clock of every measurement: wall time (the default), or this process's CPU time
+# (``--clock cpu``), which a busy machine disturbs much less: a process that waits for a
+# core is not charged for the wait. With one thread the two agree on a quiet machine; with
+# several, CPU time also counts the threads' spinning and is no throughput measure.
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCK["wall"]
+
+
+def make_batch(cfg: dict, batch: int, seed: int = 1):
+    """Host float32 images in [0, 1) for both twins and 0/1 labels."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    S = cfg["image_size"]
+    x1 = rng.random((batch, 1, S, S), dtype=np.float32)
+    x2 = rng.random((batch, 1, S, S), dtype=np.float32)
+    y = rng.integers(0, 2, batch).astype(np.float32)
+    return x1, x2, y
+
+
+# --------------------------------------------------------------------------- tinysiamese
+def tinysiamese_setup(preset: str, backend_name: str, seed: int = 0):
+    import numpy as np
+
+    from tinysiamese.backend import get_backend
+    from tinysiamese.model import SiameseNet, preset_config
+    from tinysiamese.optim import MomentumSGD, make_groups
+
+    be = get_backend(backend_name)
+    cfg = preset_config(preset)
+    model = SiameseNet(cfg, backend=be, rng=np.random.default_rng(seed))
+    layer_names = [n for n, _ in model.named_layers()]
+    oc = cfg["optim"]
+    opt = MomentumSGD(model.params(), model.grads(), make_groups(layer_names, oc),
+                      lr_decay=oc["lr_decay"], momentum_epochs=oc["momentum_epochs"])
+    return be, cfg, model, opt
+
+
+def tinysiamese_sync(be):
+    if be.name == "cupy":
+        return lambda: be.xp.cuda.Device().synchronize()
+    return lambda: None
+
+
+def tinysiamese_step_fns(be, model, opt, x1, x2, y):
+    from tinysiamese.losses import bce_with_logits
+
+    x1, x2, y = be.asarray(x1), be.asarray(x2), be.asarray(y)
+
+    def train_step():
+        z = model.forward_logits(x1, x2)
+        loss, dz = bce_with_logits(z, y)
+        model.backward_logits(dz)
+        opt.step()
+        return loss
+
+    def eval_step():
+        return model.forward_logits(x1, x2)
+
+    return train_step, eval_step
+
+
+def layer_breakdown(be, model, opt, x1, x2, y, warmup: int, timed: int) -> list[dict]:
+    """Median forward and backward milliseconds of every layer of one training step."""
+    from tinysiamese.losses import bce_with_logits
+
+    xp, sync = be.xp, tinysiamese_sync(be)
+    x1, x2, y = be.asarray(x1), be.asarray(x2), be.asarray(y)
+    names = [n for n, _ in model.encoder] + ["join+loss", "optimizer"]
+    fwd = {n: [] for n in names}
+    bwd = {n: [] for n in names}
+
+    def timed_call(store, name, fn, *args):
+        sync()
+        t = clock()
+        out = fn(*args)
+        sync()
+        store[name].append(clock() - t)
+        return out
+
+    for _ in range(warmup + timed):
+        N = x1.shape[0]
+        h = xp.concatenate([x1, x2])
+        for name, layer in model.encoder:
+            h = timed_call(fwd, name, layer.forward, h)
+        z = timed_call(fwd, "join+loss", model.join.forward, h[:N], h[N:])
+        loss, dz = bce_with_logits(z, y)
+        dh1, dh2 = timed_call(bwd, "join+loss", model.join.backward, dz)
+        dh = xp.concatenate([dh1, dh2])
+        for name, layer in reversed(model.encoder):
+            dh = timed_call(bwd, name, layer.backward, dh)
+        timed_call(bwd, "optimizer", opt.step)
+    rows = []
+    for n in names:
+        f = 1e3 * statistics.median(fwd[n][warmup:]) if fwd[n] else 0.0
+        b = 1e3 * statistics.median(bwd[n][warmup:]) if bwd[n] else 0.0
+        rows.append({"layer": n, "forward_ms": round(f, 2), "backward_ms": round(b, 2)})
+    return rows
+
+
+# --------------------------------------------------------------------------- PyTorch
+def torch_model(model, torch, device):
+    """The same network in PyTorch, with tinysiamese's current weights copied over."""
+    nn = torch.nn
+    p = {k: be_to_numpy(model, v) for k, v in model.params().items()}
+
+    class TorchSiamese(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = []
+            for name, layer in model.encoder:
+                kind = type(layer).__name__
+                if kind == "Conv2D":
+                    F, C, K, _ = p[f"{name}.W"].shape
+                    conv = nn.Conv2d(C, F, K)
+                    conv.weight.data.copy_(torch.from_numpy(p[f"{name}.W"]))
+                    conv.bias.data.copy_(torch.from_numpy(p[f"{name}.b"]))
+                    layers.append(conv)
+                elif kind == "ReLU":
+                    layers.append(nn.ReLU())
+                elif kind == "MaxPool2D":
+                    layers.append(nn.MaxPool2d(layer.size))
+                elif kind == "Flatten":
+                    layers.append(nn.Flatten())
+                elif kind == "Dense":
+                    Din, Dout = p[f"{name}.W"].shape
+                    dense = nn.Linear(Din, Dout)
+                    dense.weight.data.copy_(torch.from_numpy(p[f"{name}.W"].T.copy()))
+                    dense.bias.data.copy_(torch.from_numpy(p[f"{name}.b"]))
+                    layers.append(dense)
+                elif kind == "Sigmoid":
+                    layers.append(nn.Sigmoid())
+                else:
+                    raise ValueError(f"no PyTorch twin for layer {name} ({kind})")
+            self.encoder = nn.Sequential(*layers)
+            self.alpha = nn.Parameter(torch.from_numpy(p["join.alpha"].copy()))
+            self.b = nn.Parameter(torch.from_numpy(p["join.b"].copy()))
+
+        def forward(self, x1, x2):
+            N = x1.shape[0]
+            h = self.encoder(torch.cat([x1, x2]))
+            return (h[:N] - h[N:]).abs() @ self.alpha + self.b[0]
+
+    return TorchSiamese().to(device)
+
+
+def be_to_numpy(model, a):
+    import numpy as np
+
+    return np.ascontiguousarray(model.backend.to_numpy(a), dtype=np.float32)
+
+
+def torch_steps(model, cfg, x1, x2, y, threads, device) -> dict:
+    """PyTorch twins of the tinysiamese step, NCHW and channels_last: {name: (train, eval)}."""
+    import torch
+
+    torch.set_num_threads(threads)
+    steps = {}
+    for layout in ("nchw", "channels_last"):
+        net = torch_model(model, torch, device)
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        net = net.to(memory_format=fmt)
+        t1 = torch.from_numpy(x1).to(device).contiguous(memory_format=fmt)
+        t2 = torch.from_numpy(x2).to(device).contiguous(memory_format=fmt)
+        ty = torch.from_numpy(y).to(device)
+        opt = torch.optim.SGD(net.parameters(), lr=cfg["optim"]["lr"], momentum=0.5)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+
+        def train_step(net=net, t1=t1, t2=t2, ty=ty, opt=opt):
+            opt.zero_grad(set_to_none=False)
+            loss = loss_fn(net(t1, t2), ty)
+            loss.backward()
+            opt.step()
+
+        def eval_step(net=net, t1=t1, t2=t2):
+            with torch.no_grad():
+                net(t1, t2)
+
+        steps["torch" if layout == "nchw" else "torch_cl"] = (train_step, eval_step)
+    return steps
+
+
+def interleaved_medians(fns: dict, warmup: int, timed: int, sync) -> dict:
+    """Median seconds of each step function, timed in turns (a, b, c, a, b, c, ...).
+
+    On a shared, noisy machine this exposes every contender to the same background load,
+    so the ratios of the medians are fairer than timing one method after the other.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times = {k: [] for k in fns}
+    for _ in range(timed):
+        for k, fn in fns.items():
+            t = clock()
+            fn()
+            sync()
+            times[k].append(clock() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+# --------------------------------------------------------------------------- one row
+def run_row(preset: str, batch: int, backend_name: str, threads: int, use_torch: bool,
+            layers: bool, warmup: int | None, timed: int | None) -> dict:
+    """One row: tinysiamese, then PyTorch (if wanted and importable), timed in turns."""
+    w0, t0 = STEPS.get(preset, (1, 3))
+    warmup = w0 if warmup is None else warmup
+    timed = t0 if timed is None else timed
+    be, cfg, model, opt = tinysiamese_setup(preset, backend_name)
+    x1, x2, y = make_batch(cfg, batch)
+    # PyTorch starts from the same weights: copy them before tinysiamese trains them.
+    init_params = {k: be.to_numpy(v).copy() for k, v in model.params().items()}
+    train_step, eval_step = tinysiamese_step_fns(be, model, opt, x1, x2, y)
+    sync = tinysiamese_sync(be)
+    row = {"preset": preset, "batch": batch, "backend": backend_name,
+           "warmup_steps": warmup, "timed_steps": timed,
+           "clock": "cpu" if clock is CLOCK["cpu"] else "wall"}
+    # Warm up (the first step reaches the peak), then read the peak before PyTorch exists.
+    for _ in range(max(1, warmup)):
+        train_step()
+    eval_step()
+    sync()
+    row["peak_mb"] = peak_mb()
+    if be.name == "cupy":
+        row["gpu_pool_mb"] = be.xp.get_default_memory_pool().total_bytes() / 2**20
+    train_fns, eval_fns = {"ts": train_step}, {"ts": eval_step}
+    if use_torch and torch_available():
+        import torch
+
+        device = "cuda" if be.name == "cupy" and torch.cuda.is_available() else "cpu"
+        if be.name == "cupy" and device == "cpu":
+            row["torch_note"] = "PyTorch has no CUDA here: no GPU reference"
+        else:
+            row.update(torch=torch.__version__, torch_device=device)
+            trained = {k: be.to_numpy(v).copy() for k, v in model.params().items()}
+            model.load_params(init_params)  # the same initial weights for PyTorch
+            for name, (tr, ev) in torch_steps(model, cfg, x1, x2, y, threads, device).items():
+                train_fns[name], eval_fns[name] = tr, ev
+            model.load_params(trained)
+            row["torch_threads"] = torch.get_num_threads()
+            if device == "cuda":
+                cuda_sync = sync
+                sync = lambda: (cuda_sync(), torch.cuda.synchronize())  # noqa: E731
+    train_s = interleaved_medians(train_fns, warmup, timed, sync)
+    eval_s = interleaved_medians(eval_fns, min(warmup, 1), timed, sync)
+    row["pairs_per_s"] = batch / train_s["ts"]
+    row["eval_pairs_per_s"] = batch / eval_s["ts"]
+    for name in ("torch", "torch_cl"):
+        row[f"{name}_pairs_per_s"] = batch / train_s[name] if name in train_s else None
+        row[f"{name}_eval_pairs_per_s"] = batch / eval_s[name] if name in eval_s else None
+    if row.get("torch_device") == "cuda":
+        row["torch_gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    tp, tpc = row["torch_pairs_per_s"], row["torch_cl_pairs_per_s"]
+    row["ratio"] = row["pairs_per_s"] / tp if tp else None
+    row["ratio_cl"] = row["pairs_per_s"] / tpc if tpc else None
+    if layers:
+        row["layers"] = layer_breakdown(be, model, opt, x1, x2, y, 1, max(1, timed))
+    row["machine"] = machine_info(threads)
+    return row
+
+
+# --------------------------------------------------------------------------- the table
+def fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(rows: list[dict], out=sys.stdout) -> None:
+    head = (f"{'preset':<7}{'batch':>6}{'train p/s':>11}{'eval p/s':>10}{'peak MB':>9}"
+            f"{'torch p/s':>11}{'ratio':>7}{'torch CL p/s':>14}{'ratio CL':>9}")
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in rows:
+        if "error" in r:
+            print(f"{r['preset']:<7}{r['batch']:>6}  failed: {r['error']}", file=out)
+            continue
+        print(f"{r['preset']:<7}{r['batch']:>6}{fmt(r['pairs_per_s']):>11}"
+              f"{fmt(r['eval_pairs_per_s']):>10}{fmt(r['peak_mb'], '.0f'):>9}"
+              f"{fmt(r['torch_pairs_per_s']):>11}{fmt(r['ratio'], '.2f'):>7}"
+              f"{fmt(r['torch_cl_pairs_per_s']):>14}{fmt(r['ratio_cl'], '.2f'):>9}", file=out)
+
+
+def print_layers(row: dict, out=sys.stdout) -> None:
+    total = sum(l["forward_ms"] + l["backward_ms"] for l in row["layers"])
+    print(f"\nper-layer ms, {row['preset']} batch {row['batch']} pairs "
+          f"({2 * row['batch']} images), median of the timed steps:", file=out)
+    print(f"{'layer':<11}{'forward':>9}{'backward':>10}{'share':>7}", file=out)
+    for l in row["layers"]:
+        share = 100 * (l["forward_ms"] + l["backward_ms"]) / total if total else 0
+        print(f"{l['layer']:<11}{l['forward_ms']:>9.1f}{l['backward_ms']:>10.1f}{share:>6.0f}%",
+              file=out)
+
+
+def run_child(preset, batch, args) -> dict:
+    """One row in a fresh process: its ru_maxrss is that row's peak alone."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--preset", preset, "--batch", str(batch),
+           "--json", "--backend", args.backend, "--threads", str(args.threads),
+           "--clock", args.clock]
+    if args.no_torch:
+        cmd.append("--no-torch")
+    if args.layers:
+        cmd.append("--layers")
+    for flag, v in (("--warmup", args.warmup), ("--steps", args.steps)):
+        if v is not None:
+            cmd += [flag, str(v)]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
+               OMP_NUM_THREADS=str(args.threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        msg = (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]
+        return {"preset": preset, "batch": batch, "error": msg}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def default_threads() -> int:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", help="one row: this preset (small, koch, tiny)")
+    ap.add_argument("--batch", type=int, help="one row: minibatch size in pairs")
+    ap.add_argument("--json", action="store_true", help="print the row as one JSON object")
+    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    ap.add_argument("--threads", type=int, default=default_threads(),
+                    help="BLAS and PyTorch threads (default: OPENBLAS_NUM_THREADS or all cores)")
+    ap.add_argument("--layers", action="store_true", help="per-layer forward/backward times")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--warmup", type=int, help="warm-up steps (default: per preset)")
+    ap.add_argument("--steps", type=int, help="timed steps (default: per preset)")
+    ap.add_argument("--clock", choices=sorted(CLOCK), default="wall",
+                    help="wall time (default) or CPU time of the process (steadier when the "
+                         "machine is busy; meaningful with --threads 1)")
+    ap.add_argument("--out", help="also write the table's rows as JSON to this file")
+    args = ap.parse_args(argv)
+    global clock
+    clock = CLOCK[args.clock]
+    # The BLAS reads its thread count when NumPy is first imported, which happens below.
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    if args.preset or args.batch:
+        if not (args.preset and args.batch):
+            ap.error("--preset and --batch go together (one row)")
+        row = run_row(args.preset, args.batch, args.backend, args.threads, not args.no_torch,
+                      args.layers, args.warmup, args.steps)
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print_table([row])
+            if args.layers:
+                print_layers(row)
+        return 0
+
+    rows = []
+    for preset, batch in ROWS:
+        print(f"running {preset} batch {batch} ...", file=sys.stderr, flush=True)
+        rows.append(run_child(preset, batch, args))
+    m = next((r["machine"] for r in rows if "machine" in r), {})
+    print(f"machine: {m.get('cpu')}, {m.get('cores_usable')} usable cores, "
+          f"{args.threads} threads, numpy {m.get('numpy')}, {m.get('blas')} "
+          f"(core {m.get('openblas_core')}), backend {args.backend}, "
+          f"torch {next((r.get('torch') for r in rows if r.get('torch')), 'absent')}")
+    print_table(rows)
+    if args.layers:
+        for r in rows:
+            if "layers" in r:
+                print_layers(r)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
