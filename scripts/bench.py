@@ -111,7 +111,7 @@ def tune_malloc() -> bool:
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**62))
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))  # a C int: 2 GB
     except (OSError, AttributeError):
         return False
 

@@ -407,6 +407,8 @@ def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batc
             raise ValueError(f"--batch-size must be even (half same, half different pairs), not {cfg['batch_size']}")
         root = omniglot.find_data_root(data_path)
     backend = _backend(backend_name)
+    if backend.name == "numpy":
+        train_mod.keep_freed_memory()
     run_dir = resume or out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     progress = _progress_line if sys.stderr.isatty() else None
     try:

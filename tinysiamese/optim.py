@@ -30,10 +30,23 @@ def momentum(final: float, epoch: int, ramp_epochs: int, start: float = 0.5) -> 
     return start + (final - start) * epoch / ramp_epochs
 
 
-def momentum_step(w, v, g, lr: float, mu: float, l2: float):
-    """One update in place: v ← μ v - η (g + 2 λ w); w ← w + v. All arrays one shape."""
+def momentum_step(w, v, g, lr: float, mu: float, l2: float, scratch=None):
+    """One update in place: v ← μ v - η (g + 2 λ w); w ← w + v. All arrays one shape.
+
+    ``scratch`` (same shape) holds η (g + 2 λ w), so that a step allocates nothing: the
+    dense layer of the paper's net has 37.7M weights, and fresh temporaries of that size
+    cost more than the arithmetic.
+    """
+    step = g.copy() if scratch is None else scratch
+    if l2:
+        step[...] = w
+        step *= 2.0 * l2
+        step += g
+    elif scratch is not None:
+        step[...] = g
+    step *= lr
     v *= mu
-    v -= lr * (g + (2.0 * l2) * w) if l2 else lr * g
+    v -= step
     w += v
 
 
@@ -76,6 +89,8 @@ class MomentumSGD:
         for k, w in self.params.items():
             if k not in self.velocities:
                 self.velocities[k] = w * 0
+        # One reusable buffer per parameter for momentum_step (not state: never saved).
+        self._scratch = {k: w * 0 for k, w in self.params.items()}
 
     def hyper(self, layer: str) -> tuple[float, float, float]:
         """(η, μ, λ) of ``layer`` at the current epoch."""
@@ -89,7 +104,7 @@ class MomentumSGD:
             layer, tensor = k.split(".")
             lr, mu, l2 = self.hyper(layer)
             momentum_step(w, self.velocities[k], self.grads[k], lr, mu,
-                          l2 if tensor in DECAYED else 0.0)
+                          l2 if tensor in DECAYED else 0.0, self._scratch[k])
 
     def end_epoch(self) -> None:
         """Advance the schedules: the next epoch's η and μ."""
