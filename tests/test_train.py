@@ -39,7 +39,7 @@ def tiny_run(omniglot_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "tiny"
     cfg = tmp_path_factory.mktemp("cfg") / "tiny.json"
     cfg.write_text(json.dumps({"pairs_per_epoch": 1024, "val_trials": 40, "test_trials": 40,
-                               "optim": {"lr": 0.05}}))
+                               "optim": {"lr": 0.2}}))
     result = run("train", "--data", omniglot_dir, "--preset", "tiny", "--epochs", 3,
                  "--config", cfg, "--out", out)
     assert result.exit_code == 0, result.output
