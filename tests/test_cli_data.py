@@ -3,24 +3,13 @@ import os
 import zipfile
 
 import pytest
-from click.testing import CliRunner
 from conftest import write_fake_split, write_lake_runs
 
 from tinysiamese import __version__, omniglot
 from tinysiamese import download as dl
-from tinysiamese.cli import main
+from cli_helpers import assert_one_line_error, run
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env)
-
-
-def assert_one_line_error(result, code, pattern):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert pattern in errors[0], errors[0]
 
 
 def test_version():

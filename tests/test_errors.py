@@ -16,29 +16,17 @@ import zlib
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import fake_strokes, png_bytes, write_fake_split
 from PIL import Image
 
 from tinysiamese import download as dl
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, save_checkpoint
-from tinysiamese.cli import main
 from tinysiamese.images import load_user_image
 from tinysiamese.model import SiameseNet, preset_config
+from cli_helpers import assert_one_line_error, run
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env)
-
-
-def assert_one_line_error(result, code, *patterns):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    for pattern in patterns:
-        assert pattern in errors[0], errors[0]
 
 
 def rewrite_zip(path, replace=None, extra=None):

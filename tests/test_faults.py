@@ -23,7 +23,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import write_fake_split
 
 from tinysiamese import download as dl
@@ -31,25 +30,14 @@ from tinysiamese import omniglot
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
-from tinysiamese.cli import main
 from tinysiamese.model import preset_config
 from tinysiamese.omniglot import DataError
+from cli_helpers import assert_one_line_error, run
 
 SMALL_RUN = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
 CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code, *patterns):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    for pattern in patterns:
-        assert pattern in errors[0], errors[0]
 
 
 def quiet(_text):

@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import write_fake_split
 from PIL import Image
 
@@ -18,20 +17,11 @@ from tinysiamese import omniglot, plots
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import save_checkpoint
-from tinysiamese.cli import _run_title, main
+from tinysiamese.cli import _run_title
 from tinysiamese.model import SiameseNet, preset_config
+from cli_helpers import assert_one_line_error, run
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code, pattern):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert pattern in errors[0], errors[0]
 
 
 def pixels(image) -> np.ndarray:

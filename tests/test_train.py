@@ -10,16 +10,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
+from cli_helpers import run
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
-from tinysiamese.cli import main
 from tinysiamese.pretrained import pretrained_path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def two_drawings(omniglot_dir, tmp_path):

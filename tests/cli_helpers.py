@@ -1,0 +1,22 @@
+"""Helpers shared by the command-line tests: run a command, check a one-line error."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from tinysiamese.cli import main
+
+
+def run(*args, env=None):
+    """Invoke ``tinysiamese ARGS...`` in-process; paths and numbers may be passed as is."""
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def assert_one_line_error(result, code, *patterns):
+    """The command failed with exit ``code`` and exactly one ``Error:`` line holding every pattern,
+    and no traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for pattern in patterns:
+        assert pattern in errors[0], errors[0]
