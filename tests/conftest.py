@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reference import BACKEND_PARAMS, backend_or_skip
 from tinysiamese import omniglot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +63,19 @@ def real_evaluation(omniglot_dir, session_cache) -> omniglot.OmniglotSplit:
 @pytest.fixture(scope="session")
 def real_background(omniglot_dir, session_cache) -> omniglot.OmniglotSplit:
     return omniglot.load_split(omniglot_dir, "background", cache_dir=session_cache)
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request):
+    """Each test once on NumPy and once on CuPy (marked gpu; skipped, with the reason, where
+    CuPy or a CUDA device is missing). A test file may override it (test_ops: float64)."""
+    return backend_or_skip(request.param)
+
+
+@pytest.fixture
+def cupy_backend():
+    """The CuPy backend, for CPU/GPU parity tests; skipped where there is none."""
+    return backend_or_skip("cupy")
 
 
 @pytest.fixture(autouse=True)

@@ -11,15 +11,9 @@ import tinysiamese.layers
 import tinysiamese.losses
 import tinysiamese.model
 import tinysiamese.ops
-from reference import BACKEND_PARAMS, backend_or_skip
 from tinysiamese.backend import (BACKEND_NAMES, Backend, BackendUnavailableError, array_module,
                                  get_backend)
 from tinysiamese.model import SiameseNet, preset_config
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def backend(request):
-    return backend_or_skip(request.param)
 
 
 def test_numpy_backend_fields():

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import BACKEND_PARAMS, backend_or_skip
 from tinysiamese import gradcheck
 from tinysiamese.backend import get_backend
 from tinysiamese.gradcheck import (LAYER_NAMES, STUDENT_ARGS, check_layer, check_siamese,
@@ -17,11 +16,6 @@ from tinysiamese.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid,
 from tinysiamese.model import SiameseNet, preset_config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def backend(request):
-    return backend_or_skip(request.param)
 
 
 def assert_all_pass(results):

@@ -5,21 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
-from reference import (BACKEND_PARAMS, backend_or_skip, conv2d_backward_loop,
+from reference import (conv2d_backward_loop,
                        conv2d_forward_loop, maxpool_backward_loop, maxpool_forward_loop,
                        rel_err)
 from tinysiamese.backend import get_backend
 from tinysiamese.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def backend(request):
-    return backend_or_skip(request.param)
-
-
-@pytest.fixture
-def cupy_backend():
-    return backend_or_skip("cupy")
 
 
 def host(backend, a):

@@ -4,13 +4,8 @@ import warnings
 import numpy as np
 import pytest
 
-from reference import BACKEND_PARAMS, backend_or_skip, rel_err
+from reference import rel_err
 from tinysiamese.losses import bce_with_logits, l2_penalty
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def backend(request):
-    return backend_or_skip(request.param)
 
 
 def naive_bce(z, y):

@@ -2,20 +2,10 @@
 import numpy as np
 import pytest
 
-from reference import BACKEND_PARAMS, backend_or_skip, rel_err
+from reference import rel_err
 from tinysiamese.backend import get_backend
 from tinysiamese.losses import bce_with_logits
 from tinysiamese.model import PRESETS, SiameseNet, encoder_shapes, preset_config
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def backend(request):
-    return backend_or_skip(request.param)
-
-
-@pytest.fixture
-def cupy_backend():
-    return backend_or_skip("cupy")
 
 
 def images(rng, n, size):

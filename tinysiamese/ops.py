@@ -207,7 +207,8 @@ def conv2d_backward(xp, dy, cache, W):
     """dy: (N, F, Ho, Wo) -> dx: (N, C, Hi, Wi), dW: (F, C, K, K), db: (F,).
 
     With Y = W2 · cols:  dW2 = dY · colsᵀ (each filter sees every patch),
-    dcols = W2ᵀ · dY, and dx = col2im(dcols) (patches overlap, so their gradients add).
+    dcols = W2ᵀ · dY, and dx = col2im(dcols) (patches overlap, so their gradients add);
+    db[f] = sum of dY[:, f] over (N, Ho, Wo), since b[f] is added at every output position.
     """
     x, max_cols_bytes = cache
     N, C, Hi, Wi = x.shape
