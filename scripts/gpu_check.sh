@@ -83,22 +83,7 @@ fi
 run_step pytest-gpu 180 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests
 
 # ---------------------------------------------------------------- 2. gradient checks on cupy
-CLI=$(dirname "$PY")/tinysiamese
-if [ -x "$CLI" ] && "$CLI" gradcheck --help 2>/dev/null | grep -q -- "--backend"; then
-    run_step gradcheck-cupy 120 "$CLI" gradcheck --backend "$BACKEND"
-else
-    run_step gradcheck-cupy 120 env BACKEND="$BACKEND" "$PY" -c '
-import os, sys
-from tinysiamese.backend import get_backend
-from tinysiamese.gradcheck import LAYER_NAMES, check_standard
-be, bad = get_backend(os.environ["BACKEND"]), 0
-for kind in LAYER_NAMES:
-    for r in check_standard(kind, be):
-        status = "ok" if r.passed else "FAIL"
-        print(f"{r.layer:12s} {r.tensor:8s} {str(r.shape):18s} {r.rel_error:.2e} {status}")
-        bad += not r.passed
-sys.exit(1 if bad else 0)'
-fi
+run_step gradcheck-cupy 120 "$PY" -m tinysiamese gradcheck --backend "$BACKEND"
 
 # ---------------------------------------------------------------- 3. benchmark on cupy
 for row in "small 32" "small 128" "koch 32" "koch 128"; do

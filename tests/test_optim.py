@@ -112,3 +112,21 @@ def test_sgd_end_epoch_changes_lr_and_momentum():
     for _ in range(10):
         opt.end_epoch()
     assert opt.hyper("join")[1] == 0.9  # ramp finished
+
+
+@pytest.mark.gpu
+def test_sgd_on_cupy_matches_numpy(cupy_backend):
+    """The optimiser only uses in-place array arithmetic, so it runs on the GPU unchanged."""
+    host = make_sgd()
+    dev = MomentumSGD({k: cupy_backend.asarray(v, np.float64) for k, v in make_sgd().params.items()},
+                      {k: cupy_backend.asarray(v, np.float64) for k, v in make_sgd().grads.items()},
+                      make_sgd().groups, lr_decay=0.99, momentum_epochs=10)
+    for _ in range(3):
+        host.step()
+        dev.step()
+        host.end_epoch()
+        dev.end_epoch()
+    for k, w in host.params.items():
+        np.testing.assert_allclose(cupy_backend.to_numpy(dev.params[k]), w, rtol=1e-12, err_msg=k)
+        np.testing.assert_allclose(cupy_backend.to_numpy(dev.velocities[k]), host.velocities[k],
+                                   rtol=1e-12, err_msg=k)

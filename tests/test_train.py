@@ -52,6 +52,27 @@ def test_a_tiny_real_run_learns_and_writes_its_folder(tiny_run):
     assert saved["preset"] == "tiny" and saved["pairs_per_epoch"] == 1024
 
 
+@pytest.mark.gpu
+def test_a_tiny_run_on_cupy_follows_the_numpy_run(tiny_run, omniglot_dir, cupy_backend,
+                                                   tmp_path):
+    """Same seed, same data: one epoch on the GPU ends where the CPU's first epoch did."""
+    cpu_out, _ = tiny_run
+    out = tmp_path / "tiny-cupy"
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"pairs_per_epoch": 1024, "val_trials": 40, "test_trials": 40,
+                               "optim": {"lr": 0.2}}))
+    result = run("train", "--data", omniglot_dir, "--preset", "tiny", "--epochs", 1,
+                 "--backend", "cupy", "--config", cfg, "--out", out)
+    assert result.exit_code == 0, result.output
+    cpu = json.loads((cpu_out / "metrics.jsonl").read_text().splitlines()[0])
+    gpu = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    # float32 on two devices sums in different orders: close, not equal
+    assert gpu["loss"] == pytest.approx(cpu["loss"], rel=1e-3), (gpu["loss"], cpu["loss"])
+    result = run("eval", out / "best.npz", "--data", omniglot_dir, "--trials", 40,
+                 "--backend", "cupy", "--json")
+    assert result.exit_code == 0, result.output
+
+
 def test_its_checkpoint_loads_in_eval_and_verify(tiny_run, omniglot_dir, tmp_path):
     out, _ = tiny_run
     result = run("eval", out / "best.npz", "--data", omniglot_dir, "--trials", 40, "--json")

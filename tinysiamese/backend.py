@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 BACKEND_NAMES = ("numpy", "cupy")
+CPU_IM2COL_BYTES = 8 * 2**20  # fits in a CPU's L2/L3 cache
+GPU_IM2COL_BYTES = 2 * 2**30  # the paper's conv2 on 128 pairs is 5.6 GB: 3 chunks
 
 
 class BackendUnavailableError(RuntimeError):
@@ -28,11 +30,15 @@ class Backend:
     name:  "numpy" or "cupy"
     xp:    the array module (``numpy`` or ``cupy``)
     dtype: the floating dtype of data and parameters (float32 by default)
+    im2col_bytes: how big one im2col buffer of a convolution may grow. On the CPU a few MB
+        stay in cache between the unfolding copy and the matrix product; on a GPU every
+        chunk costs K*K kernel launches, so there it is large and a batch is one chunk.
     """
 
     name: str
     xp: Any
     dtype: Any = np.float32
+    im2col_bytes: int = CPU_IM2COL_BYTES
 
     def asarray(self, a, dtype=None):
         """Host or device array -> array of this backend, in ``dtype`` (default: ``self.dtype``)."""
@@ -46,7 +52,7 @@ class Backend:
 
     def with_dtype(self, dtype) -> "Backend":
         """The same backend computing in another dtype (float64 for gradient checks)."""
-        return Backend(self.name, self.xp, np.dtype(dtype).type)
+        return Backend(self.name, self.xp, np.dtype(dtype).type, self.im2col_bytes)
 
 
 def _load_cupy():
@@ -82,7 +88,7 @@ def get_backend(name: str = "numpy", dtype=np.float32) -> Backend:
     if name == "numpy":
         return Backend("numpy", np, np.dtype(dtype).type)
     if name == "cupy":
-        return Backend("cupy", _load_cupy(), np.dtype(dtype).type)
+        return Backend("cupy", _load_cupy(), np.dtype(dtype).type, GPU_IM2COL_BYTES)
     raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
 
 

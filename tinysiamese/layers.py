@@ -47,14 +47,15 @@ class Conv2D:
     x: (N, C, Hi, Wi) -> y: (N, F, Hi-K+1, Wi-K+1).
     params: W (F, C, K, K), b (F,). cache: the input (backward unfolds it again).
     backward: dW = dY · colsᵀ, dx = col2im(Wᵀ · dY), db = sum of dY over (N, Ho, Wo).
-    ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit.
+    ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit
+    (default: the backend's ``im2col_bytes``, small on a CPU, large on a GPU).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, backend, rng,
-                 init="paper", max_cols_bytes=8 * 2**20):
+                 init="paper", max_cols_bytes=None):
         C, F, K = in_channels, out_channels, kernel_size
         self.xp = backend.xp
-        self.max_cols_bytes = max_cols_bytes
+        self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
         self.params = {
             "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
             "b": backend.asarray(init_bias(rng, (F,), init)),

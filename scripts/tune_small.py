@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Tune the `small` preset on the validation alphabets: several variants side by side.
+
+Each variant is the small preset with a few settings changed. It is trained for the same
+number of pairs as the one-hour CPU run sees, scored after every epoch on validation
+one-shot trials (never on the test alphabets: test_trials is 0 here), and the table at the
+end ranks the variants by their best validation accuracy. The runs go in parallel, so on a
+GPU a whole sweep takes minutes:
+
+    python scripts/tune_small.py --data ../shared/data/omniglot --backend cupy --parallel 8
+    python scripts/tune_small.py --only base,lr04 --backend numpy --parallel 1   # slow
+
+Every run folder (config.json, metrics.jsonl, best.npz) lands in --out; summary.json there
+holds the table. The winner becomes the preset after a full run on the CPU confirms it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# name -> overrides of the small preset (see tinysiamese/model.py: PRESETS["small"])
+VARIANTS = {
+    "base": {},
+    "lr04": {"optim": {"lr": 0.04}},
+    "lr01-decay98": {"optim": {"lr": 0.01, "lr_decay": 0.98}},
+    "decay97": {"optim": {"lr_decay": 0.97}},
+    "no-l2": {"optim": {"l2": 0.0}},
+    "hard1": {"hard_negative_fraction": 1.0},
+    "batch32": {"batch_size": 32},
+    "dense2048": {"dense": 2048},
+    "no-l2-decay97-mom1": {"optim": {"l2": 0.0, "lr_decay": 0.97, "momentum_epochs": 1}},
+}
+
+
+def run_variant(name, overrides, args) -> dict:
+    out = Path(args.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {**overrides, "val_trials": args.val_trials, "test_trials": 0,
+           "time_budget_minutes": args.minutes}
+    (out / "overrides.json").write_text(json.dumps(cfg, indent=1))
+    cmd = [sys.executable, "-m", "tinysiamese", "train", "--data", args.data, "--preset", "small",
+           "--backend", args.backend, "--epochs", str(args.epochs), "--seed", str(args.seed),
+           "--config", str(out / "overrides.json"), "--out", str(out)]
+    if args.pairs_per_epoch:
+        cmd += ["--pairs-per-epoch", str(args.pairs_per_epoch)]
+    t0 = time.perf_counter()
+    with open(out / "train.log", "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OPENBLAS_NUM_THREADS": str(args.threads),
+                                 "OMP_NUM_THREADS": str(args.threads)}).returncode
+    rows = []
+    if (out / "metrics.jsonl").is_file():
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = max(rows, key=lambda r: r["val_accuracy"], default=None)
+    return {"variant": name, "overrides": overrides, "rc": rc, "epochs": len(rows),
+            "best_val": best and best["val_accuracy"], "best_epoch": best and best["epoch"],
+            "last_val": rows[-1]["val_accuracy"] if rows else None,
+            "val_curve": [r["val_accuracy"] for r in rows],
+            "pairs_per_s": rows[-1]["pairs_per_s"] if rows else None,
+            "minutes": round((time.perf_counter() - t0) / 60, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="Omniglot folder (the zips)")
+    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    ap.add_argument("--out", default="runs/tune-small")
+    ap.add_argument("--only", help="comma-separated variant names (default: all): "
+                    + ", ".join(VARIANTS))
+    ap.add_argument("--parallel", type=int, default=1, help="runs at a time")
+    ap.add_argument("--epochs", type=int, default=20,
+                    help="epochs of 25,600 pairs (20 ~ what one hour on 2 CPU cores trains)")
+    ap.add_argument("--pairs-per-epoch", type=int, help="default: the preset's (for dry runs)")
+    ap.add_argument("--minutes", type=float, default=60.0, help="time budget of each run")
+    ap.add_argument("--val-trials", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads per run")
+    args = ap.parse_args()
+    names = args.only.split(",") if args.only else list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    with ThreadPoolExecutor(args.parallel) as pool:
+        results = list(pool.map(lambda n: run_variant(n, VARIANTS[n], args), names))
+    results.sort(key=lambda r: -1 if r["best_val"] is None else r["best_val"], reverse=True)
+    Path(args.out, "summary.json").write_text(json.dumps(
+        {"backend": args.backend, "epochs": args.epochs, "val_trials": args.val_trials,
+         "seed": args.seed, "results": results}, indent=1))
+    print(f"{'variant':<22}{'best val':>9}{'epoch':>6}{'last':>7}{'epochs':>7}{'pairs/s':>9}  rc")
+    for r in results:
+        f = (lambda v: "-" if v is None else f"{v:.3f}")
+        print(f"{r['variant']:<22}{f(r['best_val']):>9}{r['best_epoch'] or '-':>6}"
+              f"{f(r['last_val']):>7}{r['epochs']:>7}{r['pairs_per_s'] or 0:>9.0f}  {r['rc']}")
+    return 0 if all(r["rc"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
