@@ -19,7 +19,7 @@ import math
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +139,56 @@ def _host(d: dict, backend) -> dict:
     return {k: backend.to_numpy(v) for k, v in d.items()}
 
 
+@dataclass
+class ResumePoint:
+    """Where a run goes on from: a fresh run starts at epoch 0, batch 0, with no best yet."""
+
+    seed: int
+    epoch: int = 0
+    batch: int = 0
+    partial: dict = field(default_factory=lambda: {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0})
+    best_acc: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+
+
+def resume_point(ckpt, cfg: dict, out_dir: Path) -> tuple[dict, ResumePoint]:
+    """The saved run's config (with a new "epochs" if given) and where it stopped."""
+    saved = ckpt.config
+    if saved.get("preset") != cfg.get("preset") and cfg.get("preset_given"):
+        raise ResumeError(f"{out_dir}/last.npz was trained with preset "
+                          f"{saved.get('preset')!r}, not {cfg.get('preset')!r}: drop "
+                          "--preset when resuming, or start a new run with --out")
+    # Without a new "epochs" the run goes on to the number it was started with.
+    cfg = dict(saved, epochs=cfg.get("epochs", saved.get("epochs")))
+    m = ckpt.meta
+    try:
+        point = ResumePoint(m["seed"], m["epoch"], m.get("batch", 0),
+                            m.get("partial", ResumePoint(0).partial), m["best_val_accuracy"],
+                            m["best_epoch"], m["bad_epochs"])
+    except KeyError as exc:
+        raise TrainingError(f"{out_dir}/last.npz holds no training progress ({exc} is "
+                            "missing; a weights-only file?): it cannot be resumed; start a "
+                            "new run with --out") from None
+    return cfg, point
+
+
+def restore(model: SiameseNet, opt: MomentumSGD, ckpt, epoch: int, out_dir: Path) -> None:
+    """Put a checkpoint's weights and velocities back into ``model`` and ``opt``."""
+    try:
+        model.load_params(ckpt.params)
+    except ValueError as exc:
+        raise TrainingError(f"{out_dir}/last.npz does not fit its config: {exc}") from None
+    wrong = sorted(k for k, v in opt.velocities.items()
+                   if k not in ckpt.velocities or ckpt.velocities[k].shape != v.shape)
+    if wrong or len(ckpt.velocities) != len(opt.velocities):
+        raise TrainingError(f"{out_dir}/last.npz: its optimiser state does not fit its "
+                            f"config (e.g. {wrong[:3]}); start a new run with --out")
+    for k, v in ckpt.velocities.items():
+        opt.velocities[k][...] = model.backend.asarray(v)
+    opt.epoch = epoch
+
+
 def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool = False,
           log=print, progress=None, max_steps: int | None = None,
           on_bad_image: str = "error") -> TrainResult:
@@ -155,31 +205,15 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     out_dir = Path(out_dir)
     check_writable(out_dir)
     remove_stale_temp_files(out_dir)  # left by a run killed while it saved
-    start_epoch, start_batch, partial = 0, 0, {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0}
-    best_acc, best_epoch, bad_epochs = -1.0, -1, 0
-    ckpt = None
+    ckpt, start = None, ResumePoint(seed)
     if resume:
         ckpt = load_checkpoint(out_dir / "last.npz")
-        saved = ckpt.config
-        if saved.get("preset") != cfg.get("preset") and cfg.get("preset_given"):
-            raise ResumeError(f"{out_dir}/last.npz was trained with preset "
-                                f"{saved.get('preset')!r}, not {cfg.get('preset')!r}: drop "
-                                "--preset when resuming, or start a new run with --out")
-        # Without a new "epochs" the run goes on to the number it was started with.
-        cfg = dict(saved, epochs=cfg.get("epochs", saved.get("epochs")))
-        try:
-            seed = ckpt.meta["seed"]
-            start_epoch, start_batch = ckpt.meta["epoch"], ckpt.meta.get("batch", 0)
-            partial = ckpt.meta.get("partial", partial)
-            best_acc, best_epoch = ckpt.meta["best_val_accuracy"], ckpt.meta["best_epoch"]
-            bad_epochs = ckpt.meta["bad_epochs"]
-        except KeyError as exc:
-            raise TrainingError(f"{out_dir}/last.npz holds no training progress ({exc} is "
-                                "missing; a weights-only file?): it cannot be resumed; start a "
-                                "new run with --out") from None
-        if start_epoch >= cfg["epochs"]:
-            log(f"{out_dir} has already trained {start_epoch} of {cfg['epochs']} epochs; "
-                f"to go on, give --epochs with more than {start_epoch}")
+        cfg, start = resume_point(ckpt, cfg, out_dir)
+        if start.epoch >= cfg["epochs"]:
+            log(f"{out_dir} has already trained {start.epoch} of {cfg['epochs']} epochs; "
+                f"to go on, give --epochs with more than {start.epoch}")
+    seed, start_epoch, start_batch, partial = start.seed, start.epoch, start.batch, start.partial
+    best_acc, best_epoch, bad_epochs = start.best_acc, start.best_epoch, start.bad_epochs
     encoder_shapes(cfg)
     try:
         atomic_write(out_dir / "config.json",
@@ -202,18 +236,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                       lr_decay=cfg["optim"].get("lr_decay", 0.99),
                       momentum_epochs=int(cfg["optim"].get("momentum_epochs", 10)))
     if ckpt is not None:
-        try:
-            model.load_params(ckpt.params)
-        except ValueError as exc:
-            raise TrainingError(f"{out_dir}/last.npz does not fit its config: {exc}") from None
-        wrong = sorted(k for k, v in opt.velocities.items()
-                       if k not in ckpt.velocities or ckpt.velocities[k].shape != v.shape)
-        if wrong or len(ckpt.velocities) != len(opt.velocities):
-            raise TrainingError(f"{out_dir}/last.npz: its optimiser state does not fit its "
-                                f"config (e.g. {wrong[:3]}); start a new run with --out")
-        for k, v in ckpt.velocities.items():
-            opt.velocities[k][...] = backend.asarray(v)
-        opt.epoch = start_epoch
+        restore(model, opt, ckpt, start_epoch, out_dir)
     log(f"model: preset {cfg['preset']}, {model.n_params():,} parameters, "
         f"input {size}x{size}, backend {backend.name}")
 
