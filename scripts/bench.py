@@ -280,6 +280,10 @@ def torch_steps(model, cfg, x1, x2, y, threads, device) -> dict:
     import torch
 
     torch.set_num_threads(threads)
+    # Strict float32 like tinysiamese: PyTorch lets cuDNN convolutions use TF32 tensor cores
+    # by default (10-bit mantissa), which would compare a different arithmetic.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     steps = {}
     for layout in ("nchw", "channels_last"):
         net = torch_model(model, torch, device)
@@ -370,6 +374,7 @@ def run_row(preset: str, batch: int, backend_name: str, threads: int, use_torch:
                 train_fns[name], eval_fns[name] = tr, ev
             model.load_params(trained)
             row["torch_threads"] = torch.get_num_threads()
+            row["torch_tf32"] = torch.backends.cudnn.allow_tf32  # False: strict float32
             if device == "cuda":
                 cuda_sync = sync
                 sync = lambda: (cuda_sync(), torch.cuda.synchronize())  # noqa: E731

@@ -6,12 +6,14 @@
 #
 #   scripts/reproduce_koch.sh [DATA_DIR] [RUN_DIR]        (needs an NVIDIA GPU and CuPy)
 #
-# Expected time: a koch training step is ~10.9 GFLOP per pair. On one modern datacenter
-# GPU (e.g. an H100/H200 at a few tens of effective TFLOP/s in float32) that is roughly
-# 1,000-3,000 pairs/s, so one epoch of 270,000 pairs takes a few minutes and a 200-epoch
-# run several hours. On 2 CPU cores (~10 pairs/s) one epoch takes ~7.5 hours: use a GPU.
-# These are estimates, not measurements: no GPU was available when this script was written;
-# scripts/gpu_check.sh measures the real throughput.
+# Expected time, measured: on one NVIDIA H200 (2026-11-29, scripts/gpu_check.sh) the koch
+# step at minibatch 128 trains 1,513 pairs/s, so one epoch of 270,000 pairs takes ~3 min
+# and the full 200 epochs ~10 hours (early stopping usually ends it sooner). On 2 CPU
+# cores (8-12 pairs/s) one epoch takes 6-9 hours: use a GPU. That session had 15 minutes
+# of GPU time: a 4-minute glimpse with these settings but --pairs-per-epoch 5000 (sharing the
+# GPU with 9 tuning runs, so ~180 pairs/s) finished one epoch of 45,000 pairs: 20.0% on the
+# validation trials and 17.2% on the 400 test trials (20-way; chance is 5%). What the
+# whole run reaches is still to be measured.
 set -euo pipefail
 data=${1:-${TINYSIAMESE_DATA:-$HOME/.cache/tinysiamese/omniglot}}
 run=${2:-runs/koch-$(date +%Y%m%d-%H%M%S)}

@@ -35,6 +35,18 @@ VARIANTS = {
     "batch32": {"batch_size": 32},
     "dense2048": {"dense": 2048},
     "no-l2-decay97-mom1": {"optim": {"l2": 0.0, "lr_decay": 0.97, "momentum_epochs": 1}},
+    # second round, around the first round's winner (lr 0.04)
+    "lr06": {"optim": {"lr": 0.06}},
+    "lr08": {"optim": {"lr": 0.08}},
+    "lr04-decay97": {"optim": {"lr": 0.04, "lr_decay": 0.97}},
+    "lr04-mom1": {"optim": {"lr": 0.04, "momentum_epochs": 1}},
+    "lr04-no-l2-decay97-mom1": {"optim": {"lr": 0.04, "l2": 0.0, "lr_decay": 0.97,
+                                          "momentum_epochs": 1}},
+    "lr04-dense2048": {"optim": {"lr": 0.04}, "dense": 2048},
+    "lr04-wide34": {"optim": {"lr": 0.04}, "conv": [[32, 5], [64, 5], [128, 3], [256, 3]]},
+    "lr04-wide34-dense2048": {"optim": {"lr": 0.04}, "dense": 2048,
+                              "conv": [[32, 5], [64, 5], [128, 3], [256, 3]]},
+    "lr06-decay97-mom1": {"optim": {"lr": 0.06, "lr_decay": 0.97, "momentum_epochs": 1}},
 }
 
 
