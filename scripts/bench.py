@@ -97,23 +97,11 @@ def machine_info(threads: int) -> dict:
 
 
 def tune_malloc() -> bool:
-    """Make glibc keep freed memory for reuse instead of returning it to the kernel.
+    """Keep freed memory in the process, as ``tinysiamese train`` does (see
+    ``tinysiamese.train.keep_freed_memory``): the benchmark measures what training runs."""
+    from tinysiamese.train import keep_freed_memory
 
-    By default every block over 32 MB is a fresh ``mmap`` that ``free`` unmaps again, so
-    each step touches all its big activations as new pages. On a virtual machine whose
-    host takes freed pages back, those page faults dominate the elementwise layers
-    (measured: ReLU backward 10x slower). With mmap off and no trimming, the next step
-    reuses the same memory. Linux/glibc only; returns whether it was applied.
-    """
-    import ctypes
-    import ctypes.util
-
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))  # a C int: 2 GB
-    except (OSError, AttributeError):
-        return False
+    return keep_freed_memory()
 
 
 def peak_mb() -> float:
@@ -436,8 +424,7 @@ def run_child(preset, batch, args) -> dict:
         cmd.append("--no-torch")
     if args.layers:
         cmd.append("--layers")
-    if args.tune_malloc:
-        cmd.append("--tune-malloc")
+    cmd.append("--tune-malloc" if args.tune_malloc else "--no-tune-malloc")
     for flag, v in (("--warmup", args.warmup), ("--steps", args.steps)):
         if v is not None:
             cmd += [flag, str(v)]
@@ -472,8 +459,9 @@ def main(argv=None) -> int:
     ap.add_argument("--clock", choices=sorted(CLOCK), default="wall",
                     help="wall time (default) or CPU time of the process (steadier when the "
                          "machine is busy; meaningful with --threads 1)")
-    ap.add_argument("--tune-malloc", action="store_true",
-                    help="keep freed memory in the process (glibc mallopt), see tune_malloc")
+    ap.add_argument("--tune-malloc", action=argparse.BooleanOptionalAction, default=True,
+                    help="keep freed memory in the process (glibc mallopt), as training does "
+                         "(default: on)")
     ap.add_argument("--out", help="also write the table's rows as JSON to this file")
     args = ap.parse_args(argv)
     global clock

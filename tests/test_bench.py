@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def test_one_row_json_from_the_command_line():
     for key in ("cpu", "cores", "numpy", "blas", "threads"):
         assert key in row["machine"], f"the machine description lacks {key!r}"
     assert row["machine"]["threads"] == 1
+    if platform.libc_ver()[0] == "glibc":  # by default the benchmark runs as training does
+        assert row["malloc_tuned"] is True, "bench.py did not keep freed memory as train does"
 
 
 def test_layer_breakdown_covers_every_layer_without_torch(bench):
