@@ -150,3 +150,21 @@ def test_ops_and_losses_do_not_import_numpy(module):
     for name, v in g.items():
         owner = v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None)
         assert not str(owner).startswith("numpy"), f"{module.__name__}.{name} comes from numpy"
+
+
+def test_conv_chunk_size_comes_from_the_backend():
+    """A GPU backend unfolds a whole batch at once; a CPU one in cache-sized chunks."""
+    from tinysiamese.backend import CPU_IM2COL_BYTES, GPU_IM2COL_BYTES
+    from tinysiamese.layers import Conv2D
+
+    assert get_backend("numpy").im2col_bytes == CPU_IM2COL_BYTES < GPU_IM2COL_BYTES
+    big = Backend("numpy", np, np.float32, im2col_bytes=GPU_IM2COL_BYTES)
+    assert big.with_dtype("float64").im2col_bytes == GPU_IM2COL_BYTES
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 2, 9, 9)).astype(np.float32)
+    outputs = []
+    for be, explicit in ((big, None), (get_backend("numpy"), None), (big, 2 * 2 * 9 * 4)):
+        conv = Conv2D(2, 3, 3, backend=be, rng=np.random.default_rng(1), max_cols_bytes=explicit)
+        assert conv.max_cols_bytes == (explicit or be.im2col_bytes)
+        outputs.append(conv.forward(x))
+    np.testing.assert_allclose(outputs[2], outputs[0], rtol=1e-6)  # 1-sample chunks, same y
