@@ -118,3 +118,24 @@ def test_the_shipped_model_works_without_any_data(tmp_path):
     assert float(result.output.split()[0]) > 0.5, result.output
     model = model_from_checkpoint(load_checkpoint(pretrained_path()), get_backend("numpy"))
     assert model.n_params() == 689_217
+
+
+def test_tune_small_ranks_its_variants_on_validation(omniglot_dir, tmp_path):
+    """scripts/tune_small.py: two variants, one short epoch each, ranked in summary.json."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tune_small.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--data", str(omniglot_dir), "--only", "base,lr04",
+         "--parallel", "2", "--epochs", "1", "--pairs-per-epoch", "128", "--val-trials", "20",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    results = summary["results"]
+    assert {r["variant"] for r in results} == {"base", "lr04"}
+    assert all(r["epochs"] == 1 and 0 <= r["best_val"] <= 1 for r in results)
+    assert results[0]["best_val"] >= results[1]["best_val"], "not ranked by validation"
+    saved = json.loads((tmp_path / "lr04" / "config.json").read_text())
+    assert saved["optim"]["lr"] == 0.04 and saved["test_trials"] == 0, "test alphabets were used"
