@@ -315,3 +315,24 @@ def test_real_paper_splits(real_background, real_evaluation):
     assert not set(val.characters) & set(test.characters)
     first = real_evaluation.characters.index(test.characters[0])
     np.testing.assert_array_equal(test.images[0, 0], real_evaluation.images[first, 16])  # drawer 17
+
+
+def test_with_rotations_adds_turned_characters_as_new_alphabets(fake_omniglot, tmp_path):
+    root = fake_omniglot("background", {"Alpha": 2, "Beta": 3})
+    sub = omniglot.subset(omniglot.load_split(root, "background", cache_dir=tmp_path), None, [1, 2])
+    assert omniglot.with_rotations(sub, 1) is sub
+    turned = omniglot.with_rotations(sub, 4)
+    assert turned.images.shape == (20, 2, 105, 105) and turned.drawers == sub.drawers
+    for k in range(4):
+        rows = slice(5 * k, 5 * (k + 1))
+        # Turning back by k quarter turns gives the original drawings, pixel for pixel.
+        np.testing.assert_array_equal(np.rot90(turned.images[rows], -k, axes=(2, 3)), sub.images)
+        assert turned.alphabet_of[rows].tolist() == (sub.alphabet_of + 2 * k).tolist()
+    assert not np.array_equal(turned.images[5], turned.images[0])  # a turn changes the picture
+    assert turned.alphabets == ["Alpha", "Beta", "Alpha (90)", "Beta (90)", "Alpha (180)",
+                                "Beta (180)", "Alpha (270)", "Beta (270)"]
+    assert turned.characters[5] == sub.characters[0] + " (90)"
+    assert len(omniglot.with_rotations(sub, 2).characters) == 10
+    for bad in (0, 5, -1):
+        with pytest.raises(ValueError, match="rotations must be 1, 2, 3 or 4"):
+            omniglot.with_rotations(sub, bad)

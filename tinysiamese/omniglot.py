@@ -575,6 +575,35 @@ def subset(
     )
 
 
+def with_rotations(data: OmniglotSubset, turns: int) -> OmniglotSubset:
+    """Each character turned by 0, 90, ..., (turns - 1) * 90 degrees, each turn a new character.
+
+    images (n_chars, n_drawers, H, W) -> (turns * n_chars, n_drawers, H, W); the copies
+    turned by k quarter turns come k * n_chars rows after the originals and form alphabets
+    of their own ("Name (90)", ...), so a same-alphabet negative stays within one script
+    and one orientation. A character turned upside down is a different character to a
+    reader (a "p" becomes a "d"), so this multiplies the training classes: the remedy used
+    by Santoro et al. (2016) and Vinyals et al. (2016) for Omniglot's few classes.
+    turns = 1 returns ``data`` itself. Only ever for training: the test characters are
+    never turned.
+    """
+    if turns not in (1, 2, 3, 4):
+        raise ValueError(f"rotations must be 1, 2, 3 or 4 (quarter turns per character), not {turns}")
+    if turns == 1:
+        return data
+    n_alphabets = len(data.alphabets)
+    return OmniglotSubset(
+        name=f"{data.name} x{turns} rotations",
+        images=np.concatenate([np.rot90(data.images, k, axes=(2, 3)) for k in range(turns)]),
+        alphabets=[a if k == 0 else f"{a} ({90 * k})" for k in range(turns) for a in data.alphabets],
+        characters=[c if k == 0 else f"{c} ({90 * k})" for k in range(turns) for c in data.characters],
+        alphabet_of=np.concatenate([data.alphabet_of + k * n_alphabets for k in range(turns)]),
+        drawers=data.drawers,
+        n_skipped=data.n_skipped,
+        dropped=list(data.dropped),
+    )
+
+
 def paper_split(split: OmniglotSplit, which: str) -> OmniglotSubset:
     """The paper's "train", "val" or "test" set, cut from the archive it comes from.
 
