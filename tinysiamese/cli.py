@@ -367,8 +367,9 @@ def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batc
                   seed, out, resume, config_path, skip_bad_images):
     """Train a siamese net on Omniglot's background alphabets, then test its best epoch.
 
-    After every epoch the model answers 320 validation one-shot trials; the best model is
-    kept, and at the end it is scored on the 400 within-alphabet 20-way test trials.
+    After every epoch the model answers validation one-shot trials (500 for small); the
+    best model is kept, and at the end it is scored on the 400 within-alphabet 20-way test
+    trials.
     Ctrl-C finishes the step, saves and tells how to resume.
 
     \b

@@ -29,6 +29,7 @@ PRESETS = {
         "pairs_per_epoch": 30000,
         "distortions": 8,
         "hard_negative_fraction": 0.0,
+        "rotations": 1,
         "epochs": 200,
         "patience": 20,
         "optim": {"lr": 0.01, "momentum": 0.9, "momentum_epochs": 20, "l2": 2e-4,
@@ -43,8 +44,12 @@ PRESETS = {
         "batch_size": 64,
         "pairs_per_epoch": 25600,
         "hard_negative_fraction": 0.5,
+        # each training character also turned by 90, 180 and 270 degrees, as 3 new ones
+        # (omniglot.with_rotations): chosen on validation, see docs/tuning.md
+        "rotations": 4,
         "epochs": 40,
         "time_budget_minutes": 55,
+        "val_trials": 500,
         # lr 0.08: the best of 18 variants tuned on validation (scripts/tune_small.py)
         "optim": {"lr": 0.08, "momentum": 0.9, "momentum_epochs": 5, "l2": 1e-4,
                   "lr_decay": 0.93},

@@ -1,8 +1,8 @@
 """The training loop: epochs of distorted pairs, one-shot validation, early stopping.
 
 One epoch = ``pairs_per_epoch`` pairs from the pair loader in minibatches. After each
-epoch the model answers 320 within-alphabet 20-way validation trials (the paper's
-early-stopping signal); the best model so far is kept as ``best.npz``. Every epoch also
+epoch the model answers ``val_trials`` within-alphabet 20-way validation trials (the
+paper's early-stopping signal; 320 unless the config says otherwise); the best model so far is kept as ``best.npz``. Every epoch also
 writes ``last.npz`` (model, optimiser and progress), from which ``--resume`` continues
 exactly as if the run had never stopped. A run folder holds:
 
