@@ -309,6 +309,22 @@ def test_an_unwritable_run_folder_fails_before_training(paper20, config_file, tm
     assert a_file.read_text() == "in the way"
 
 
+def test_a_bad_rotations_setting_fails_before_anything_is_written(paper20, tmp_path):
+    cfg = tmp_path / "turns.json"
+    cfg.write_text(json.dumps({**SMALL_RUN, "rotations": 5}))
+    out = tmp_path / "run"
+    result = run("train", "--data", paper20, "--preset", "tiny", "--config", cfg, "--out", out)
+    assert_one_line_error(result, 2, "rotations must be 1, 2, 3 or 4", "not 5")
+    assert "loading Omniglot" not in result.output and not any(out.iterdir())
+
+
+def test_a_tiny_run_on_turned_characters_trains(paper20, tmp_path):
+    cfg = {**tiny_cfg(epochs=1), "rotations": 4}
+    result = train_mod.train(cfg, data_root=paper20, backend=get_backend(), out_dir=tmp_path / "r",
+                             log=quiet)
+    assert result.stopped == "epochs" and (tmp_path / "r" / "best.npz").is_file()
+
+
 def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(run_dir, paper20, monkeypatch):
     before = files_of(run_dir)
     real_savez = np.savez

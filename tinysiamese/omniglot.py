@@ -575,6 +575,12 @@ def subset(
     )
 
 
+def check_rotations(turns) -> None:
+    """Raise ValueError unless ``turns`` is a valid ``rotations`` setting: 1, 2, 3 or 4."""
+    if isinstance(turns, bool) or not isinstance(turns, (int, np.integer)) or turns not in (1, 2, 3, 4):
+        raise ValueError(f"rotations must be 1, 2, 3 or 4 (quarter turns per character), not {turns!r}")
+
+
 def with_rotations(data: OmniglotSubset, turns: int) -> OmniglotSubset:
     """Each character turned by 0, 90, ..., (turns - 1) * 90 degrees, each turn a new character.
 
@@ -587,8 +593,7 @@ def with_rotations(data: OmniglotSubset, turns: int) -> OmniglotSubset:
     turns = 1 returns ``data`` itself. Only ever for training: the test characters are
     never turned.
     """
-    if turns not in (1, 2, 3, 4):
-        raise ValueError(f"rotations must be 1, 2, 3 or 4 (quarter turns per character), not {turns}")
+    check_rotations(turns)
     if turns == 1:
         return data
     n_alphabets = len(data.alphabets)

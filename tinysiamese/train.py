@@ -29,7 +29,7 @@ from .checkpoint import (atomic_write, load_checkpoint, remove_stale_temp_files,
 from .losses import bce_with_logits
 from .model import SiameseNet, encoder_shapes
 from .oneshot import evaluate, within_alphabet_trials
-from .omniglot import load_paper_split, skipped_note, with_rotations
+from .omniglot import check_rotations, load_paper_split, skipped_note, with_rotations
 from .optim import MomentumSGD, make_groups
 from .pairs import PairLoader
 
@@ -215,6 +215,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     seed, start_epoch, start_batch, partial = start.seed, start.epoch, start.batch, start.partial
     best_acc, best_epoch, bad_epochs = start.best_acc, start.best_epoch, start.bad_epochs
     encoder_shapes(cfg)
+    check_rotations(cfg.get("rotations", 1))  # before anything is written or loaded
     try:
         atomic_write(out_dir / "config.json",
                      lambda f: f.write(json.dumps({**cfg, "seed": seed}, indent=2).encode()))
@@ -224,7 +225,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     size = cfg["image_size"]
     log(f"loading Omniglot at {size}x{size} ...")
     train_set = load_paper_split(data_root, "train", size, on_bad_image=on_bad_image)
-    train_set = with_rotations(train_set, int(cfg.get("rotations", 1)))
+    train_set = with_rotations(train_set, cfg.get("rotations", 1))
     val_set = load_paper_split(data_root, "val", size, on_bad_image=on_bad_image)
     for note in filter(None, map(skipped_note, (train_set, val_set))):
         log(note)
