@@ -577,8 +577,11 @@ def subset(
 
 def check_rotations(turns) -> None:
     """Raise ValueError unless ``turns`` is a valid ``rotations`` setting: 1, 2, 3 or 4."""
-    if isinstance(turns, bool) or not isinstance(turns, (int, np.integer)) or turns not in (1, 2, 3, 4):
-        raise ValueError(f"rotations must be 1, 2, 3 or 4 (quarter turns per character), not {turns!r}")
+    whole = isinstance(turns, (int, np.integer)) and not isinstance(turns, bool)
+    if not whole or turns not in (1, 2, 3, 4):
+        raise ValueError(
+            f"rotations must be 1, 2, 3 or 4 (quarter turns per character), not {turns!r}"
+        )
 
 
 def with_rotations(data: OmniglotSubset, turns: int) -> OmniglotSubset:
