@@ -4,7 +4,8 @@ One epoch = ``pairs_per_epoch`` pairs from the pair loader in minibatches. After
 epoch the model answers ``val_trials`` within-alphabet 20-way validation trials (the
 paper's early-stopping signal; 320 unless the config says otherwise); the best model so
 far is kept as ``best.npz``. Every epoch also writes ``last.npz`` (model, optimiser and
-progress), from which ``--resume`` continues exactly as if the run had never stopped. A run folder holds:
+progress), from which ``--resume`` continues exactly as if the run had never stopped.
+A run folder holds:
 
     config.json     the resolved configuration
     metrics.jsonl   one JSON line per epoch
