@@ -599,12 +599,15 @@ def with_rotations(data: OmniglotSubset, turns: int) -> OmniglotSubset:
     check_rotations(turns)
     if turns == 1:
         return data
+    def turned_names(names):  # "Name", then "Name (90)", "Name (180)", ...
+        return [n if k == 0 else f"{n} ({90 * k})" for k in range(turns) for n in names]
+
     n_alphabets = len(data.alphabets)
     return OmniglotSubset(
         name=f"{data.name} x{turns} rotations",
         images=np.concatenate([np.rot90(data.images, k, axes=(2, 3)) for k in range(turns)]),
-        alphabets=[a if k == 0 else f"{a} ({90 * k})" for k in range(turns) for a in data.alphabets],
-        characters=[c if k == 0 else f"{c} ({90 * k})" for k in range(turns) for c in data.characters],
+        alphabets=turned_names(data.alphabets),
+        characters=turned_names(data.characters),
         alphabet_of=np.concatenate([data.alphabet_of + k * n_alphabets for k in range(turns)]),
         drawers=data.drawers,
         n_skipped=data.n_skipped,
