@@ -7,6 +7,8 @@
 Rows (every number measured here, in this run):
   * 20-way within-alphabet one-shot accuracy on the 400 test trials (seed 0), the model
     and the two baselines (1-NN on pixels, modified Hausdorff) on the same trials;
+  * how much that one draw of 400 trials can move: the model on 20 draws (seeds 0-19),
+    their mean, standard deviation and range;
   * MNIST 10-way one-shot (400 trials, seed 0), the model and 1-NN;
   * verification accuracy on 10,000 held-out pairs of the test alphabets' drawers 17-20
     (half same, half different, no distortion, threshold p = 0.5);
@@ -52,6 +54,12 @@ def verification_accuracy(model, subset, n_pairs=10_000, seed=0):
     return right / seen, seen
 
 
+def spread_over_draws(model, test, draws=20):
+    """The model on ``draws`` draws of the 400 test trials (seeds 0, 1, ...) -> accuracies."""
+    return [oneshot.evaluate(model_score(model), oneshot.within_alphabet_trials(
+        test, n_way=20, n_trials=400, seed=seed)).accuracy for seed in range(draws)]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="Omniglot folder (the zips)")
@@ -70,6 +78,7 @@ def main(argv=None):
     test = load_paper_split(args.data, "test", size)
     trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
     res = {"model": oneshot.evaluate(model_score(model), trials)}
+    draws = spread_over_draws(model, test)
     trials105 = oneshot.within_alphabet_trials(load_paper_split(args.data, "test", 105),
                                                n_way=20, n_trials=400, seed=0)
     res["nn"] = oneshot.evaluate(baselines.nn_score, trials105)
@@ -92,7 +101,8 @@ def main(argv=None):
 
     if args.json:
         out = {k: v.to_dict() for k, v in res.items()}
-        out.update(verification=ver, verification_pairs=n_ver, run=run, checkpoint=str(path))
+        out.update(verification=ver, verification_pairs=n_ver, run=run, checkpoint=str(path),
+                   test_draws=draws)
         print(json.dumps(out))
         return
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
@@ -107,6 +117,7 @@ def main(argv=None):
         f"| Omniglot 20-way within-alphabet one-shot, 400 test trials: siamese net | {pct(res['model'])} | 92.0% (conv. siamese net, full size) |",
         f"| same trials: 1-NN on pixels (105x105) | {pct(res['nn'])} | 21.7% |",
         f"| same trials: modified Hausdorff distance (105x105) | {pct(res['hausdorff'])} | 61.2% (on Lake's 20 runs, his demo) |",
+        f"| the siamese net on {len(draws)} draws of 400 test trials (seeds 0-{len(draws) - 1}): mean, standard deviation, range | {100 * np.mean(draws):.1f}%, sd {100 * np.std(draws, ddof=1):.1f}, {100 * min(draws):.1f}-{100 * max(draws):.1f}% | - |",
         "| humans / Hierarchical Bayesian Program Learning | not measured | 95.5% / 95.2% |",
     ]
     if args.mnist:
