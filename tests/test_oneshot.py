@@ -105,6 +105,37 @@ def test_evaluate_calls_score_with_pairs_of_the_right_shape():
     assert sum(s[0][0] for s in shapes) == 15 * 5
 
 
+def test_distinct_rows_finds_each_row_once_in_order_of_first_appearance():
+    from tinysiamese.train import distinct_rows
+
+    rows = np.array([[1, 2], [3, 4], [1, 2], [5, 6], [3, 4], [1, 2]], dtype=np.float32)
+    first, which = distinct_rows(rows)
+    assert first.tolist() == [0, 1, 3] and which.tolist() == [0, 1, 0, 2, 1, 0]
+    np.testing.assert_array_equal(rows[first][which], rows)
+
+
+@pytest.mark.parametrize("batch_size", [3, 512])
+def test_model_score_encodes_each_distinct_image_once_and_scores_like_the_pairs(batch_size):
+    from tinysiamese.backend import get_backend
+    from tinysiamese.model import SiameseNet, preset_config
+    from tinysiamese.train import model_score
+
+    model = SiameseNet(preset_config("tiny"), backend=get_backend("numpy"),
+                       rng=np.random.default_rng(0))
+    images = np.random.default_rng(1).random((7, 1, 28, 28), dtype=np.float32)
+    pick = np.random.default_rng(2).integers(0, 7, size=(2, 40))  # 40 pairs of 7 images
+    x1, x2 = images[pick[0]], images[pick[1]]
+    expected = model.forward_logits(x1, x2)  # every pair through both twins
+    encoded = []
+    plain_encode = model.encode
+    model.encode = lambda x: encoded.append(len(x)) or plain_encode(x)
+    got = model_score(model, batch_size=batch_size)(x1, x2)
+    assert got.dtype == np.float64 and got.shape == (40,)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert sum(encoded) == len(np.unique(pick)), f"encoded {sum(encoded)} images, not each once"
+    assert max(encoded) <= batch_size
+
+
 def test_evaluate_rejects_bad_scores():
     trials = _trials(n_trials=5)
     with pytest.raises(ValueError, match="returned 1 values for 5 pairs"):

