@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 ROWS = [("small", 32), ("small", 128), ("koch", 32), ("koch", 128)]
 # (warm-up steps, timed steps): a koch step at batch 128 takes 10-20 s on 2 CPU cores.
@@ -213,54 +214,29 @@ def layer_breakdown(be, model, opt, x1, x2, y, warmup: int, timed: int) -> list[
 
 # --------------------------------------------------------------------------- PyTorch
 def torch_model(model, torch, device):
-    """The same network in PyTorch, with tinysiamese's current weights copied over."""
-    nn = torch.nn
-    p = {k: be_to_numpy(model, v) for k, v in model.params().items()}
+    """The same network in PyTorch, with tinysiamese's current weights copied over.
 
-    class TorchSiamese(nn.Module):
+    The twin is scripts/torch_reference.py's (the one the engine cross-check trains).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "torch_reference", Path(__file__).resolve().parent / "torch_reference.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    encoder, params = reference.build(torch, model)
+
+    class TorchSiamese(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            layers = []
-            for name, layer in model.encoder:
-                kind = type(layer).__name__
-                if kind == "Conv2D":
-                    F, C, K, _ = p[f"{name}.W"].shape
-                    conv = nn.Conv2d(C, F, K)
-                    conv.weight.data.copy_(torch.from_numpy(p[f"{name}.W"]))
-                    conv.bias.data.copy_(torch.from_numpy(p[f"{name}.b"]))
-                    layers.append(conv)
-                elif kind == "ReLU":
-                    layers.append(nn.ReLU())
-                elif kind == "MaxPool2D":
-                    layers.append(nn.MaxPool2d(layer.size))
-                elif kind == "Flatten":
-                    layers.append(nn.Flatten())
-                elif kind == "Dense":
-                    Din, Dout = p[f"{name}.W"].shape
-                    dense = nn.Linear(Din, Dout)
-                    dense.weight.data.copy_(torch.from_numpy(p[f"{name}.W"].T.copy()))
-                    dense.bias.data.copy_(torch.from_numpy(p[f"{name}.b"]))
-                    layers.append(dense)
-                elif kind == "Sigmoid":
-                    layers.append(nn.Sigmoid())
-                else:
-                    raise ValueError(f"no PyTorch twin for layer {name} ({kind})")
-            self.encoder = nn.Sequential(*layers)
-            self.alpha = nn.Parameter(torch.from_numpy(p["join.alpha"].copy()))
-            self.b = nn.Parameter(torch.from_numpy(p["join.b"].copy()))
+            self.encoder = encoder
+            self.alpha, self.b = params["join.alpha"], params["join.b"]
 
         def forward(self, x1, x2):
-            N = x1.shape[0]
-            h = self.encoder(torch.cat([x1, x2]))
-            return (h[:N] - h[N:]).abs() @ self.alpha + self.b[0]
+            join = {"join.alpha": self.alpha, "join.b": self.b}
+            return reference.twin_logits(torch, self.encoder, join, x1, x2)
 
     return TorchSiamese().to(device)
-
-
-def be_to_numpy(model, a):
-    import numpy as np
-
-    return np.ascontiguousarray(model.backend.to_numpy(a), dtype=np.float32)
 
 
 def torch_steps(model, cfg, x1, x2, y, threads, device) -> dict:

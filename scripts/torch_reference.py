@@ -43,7 +43,8 @@ def build(torch, model: SiameseNet):
     PyTorch tensors, so the optimiser below can treat each one as tinysiamese does.
     """
     nn, params, layers = torch.nn, {}, []
-    host = {k: np.asarray(v, dtype=np.float32) for k, v in model.params().items()}
+    host = {k: np.ascontiguousarray(model.backend.to_numpy(v), dtype=np.float32)
+            for k, v in model.params().items()}  # (from a GPU too)
     for name, layer in model.encoder:
         kind = type(layer).__name__
         if kind == "Conv2D":
@@ -53,9 +54,12 @@ def build(torch, model: SiameseNet):
         elif kind == "Dense":
             module = nn.Linear(*host[f"{name}.W"].shape)
             module.weight.data.copy_(torch.from_numpy(host[f"{name}.W"].T.copy()))
+        elif kind == "MaxPool2D":
+            module = nn.MaxPool2d(layer.size)
+        elif kind in ("ReLU", "Flatten", "Sigmoid"):
+            module = getattr(nn, kind)()
         else:
-            module = {"ReLU": nn.ReLU, "Flatten": nn.Flatten, "Sigmoid": nn.Sigmoid}.get(kind)
-            module = nn.MaxPool2d(layer.size) if kind == "MaxPool2D" else module()
+            raise ValueError(f"no PyTorch twin for layer {name} ({kind})")
         if kind in ("Conv2D", "Dense"):
             module.bias.data.copy_(torch.from_numpy(host[f"{name}.b"]))
             params[f"{name}.W"], params[f"{name}.b"] = module.weight, module.bias
