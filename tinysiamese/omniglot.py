@@ -599,6 +599,7 @@ def with_rotations(data: OmniglotSubset, turns: int) -> OmniglotSubset:
     check_rotations(turns)
     if turns == 1:
         return data
+
     def turned_names(names):  # "Name", then "Name (90)", "Name (180)", ...
         return [n if k == 0 else f"{n} ({90 * k})" for k in range(turns) for n in names]
 
