@@ -71,7 +71,120 @@ class _Failure:
 _DONE = object()
 
 
-class PairLoader:
+class EpochBatches:
+    """What every training loader shares: epochs planned from ``(seed, epoch)`` alone, their
+    batches prepared ahead in a background thread, and resuming at any batch.
+
+    A loader sets ``backend``, ``seed`` and ``prefetch`` and defines ``__len__`` (batches per
+    epoch), ``_plan(epoch)`` (everything random about the epoch, decided up front) and
+    ``_make_batch(plan, b)`` (batch b as host arrays). ``iter(loader)`` runs the next epoch;
+    :meth:`iter_epoch` runs a given one.
+    """
+
+    epoch = 0             # the epoch iter(loader) runs next
+    wait_seconds = 0.0    # total time the consumer waited for a batch
+    _active = None        # weak reference to the running epoch's generator, for close()
+
+    # ----------------------------------------------------------------------------------
+    # Iterating, with a background thread
+
+    def __iter__(self):
+        """Run the next epoch (``self.epoch``, then advanced by one)."""
+        epoch = self.epoch
+        self.epoch += 1
+        return self.iter_epoch(epoch)
+
+    def iter_epoch(self, epoch: int, start_batch: int = 0):
+        """Generator of epoch ``epoch``'s batches, from batch ``start_batch`` on."""
+        if epoch < 0 or not 0 <= start_batch <= len(self):
+            raise ValueError(
+                f"need epoch >= 0 and 0 <= start_batch <= {len(self)}, got {epoch}, {start_batch}"
+            )
+        self.close()  # one running epoch at a time
+        batches = self._batches(self._plan(epoch), range(start_batch, len(self)))
+        # Only a weak reference: a generator the caller drops is then closed at once (which
+        # stops its thread), instead of waiting in a reference cycle for the garbage collector.
+        self._active = weakref.ref(batches)
+        return batches
+
+    def _to_backend(self, batch):
+        # Moving to the device happens here, in the consumer's thread: CuPy arrays belong to
+        # the thread's current device and stream, which the worker thread does not share.
+        return tuple(self.backend.asarray(a) for a in batch)
+
+    def _batches(self, plan: _Plan, batch_ids: range):
+        if self.prefetch == 0:
+            for b in batch_ids:
+                yield self._to_backend(self._make_batch(plan, b))
+            return
+        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item) -> bool:
+            while not stop.is_set():  # a timeout, so a stopped consumer never strands us
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def work():
+            try:
+                for b in batch_ids:
+                    if not put(self._make_batch(plan, b)):
+                        return
+                put(_DONE)
+            except BaseException as exc:  # hand any failure to the consumer
+                put(_Failure(exc))
+
+        # A daemon thread never holds up interpreter exit; `stop` ends it when the
+        # iteration is closed, abandoned (garbage collected) or interrupted.
+        worker = threading.Thread(target=work, name="tinysiamese-pairs", daemon=True)
+        worker.start()
+        try:
+            while True:
+                start = time.perf_counter()
+                while True:
+                    try:
+                        item = ready.get(timeout=0.1)
+                        break
+                    except queue.Empty:
+                        if not worker.is_alive() and ready.empty():
+                            raise RuntimeError("the pair loader's worker thread died") from None
+                self.wait_seconds += time.perf_counter() - start
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield self._to_backend(item)
+        finally:
+            stop.set()
+            worker.join(timeout=5.0)
+
+    def close(self) -> None:
+        """Stop the running epoch, if any, and its worker thread."""
+        batches = self._active() if self._active is not None else None
+        if batches is not None:
+            batches.close()
+        self._active = None
+
+    # ----------------------------------------------------------------------------------
+    # Resuming
+
+    def state(self) -> dict:
+        """JSON-ready state: with the same settings, ``set_state`` resumes at that epoch."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def set_state(self, state: dict) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ValueError(
+                f"loader state is for seed {state['seed']}, but this loader has seed {self.seed}"
+            )
+        self.epoch = int(state["epoch"])
+
+
+class PairLoader(EpochBatches):
     """Minibatches ``(x1, x2, y)`` of pairs from an Omniglot subset.
 
     x1, x2: (B, 1, H, W) arrays of ``backend`` in its float dtype, strokes 1
@@ -127,9 +240,6 @@ class PairLoader:
             raise ValueError(
                 f"pairs_per_epoch {pairs_per_epoch} gives no full batch of {batch_size}"
             )
-        self.epoch = 0             # the epoch iter(loader) runs next
-        self.wait_seconds = 0.0    # total time the consumer waited for a batch
-        self._active = None        # weak reference to the running epoch's generator, for close()
         # The characters grouped by alphabet in one flat array, plus where each group starts:
         # "a random character of alphabet a" for many pairs at once is one vectorised lookup.
         n_chars = len(subset.alphabet_of)
@@ -242,101 +352,3 @@ class PairLoader:
                     x[mask] = apply_affine(x[mask], warp[rows][mask])
             out.append(x[:, None])  # (B, 1, H, W)
         return out[0], out[1], plan.same[rows]
-
-    # ----------------------------------------------------------------------------------
-    # Iterating, with a background thread
-
-    def __iter__(self):
-        """Run the next epoch (``self.epoch``, then advanced by one)."""
-        epoch = self.epoch
-        self.epoch += 1
-        return self.iter_epoch(epoch)
-
-    def iter_epoch(self, epoch: int, start_batch: int = 0):
-        """Generator of epoch ``epoch``'s batches, from batch ``start_batch`` on."""
-        if epoch < 0 or not 0 <= start_batch <= len(self):
-            raise ValueError(
-                f"need epoch >= 0 and 0 <= start_batch <= {len(self)}, got {epoch}, {start_batch}"
-            )
-        self.close()  # one running epoch at a time
-        batches = self._batches(self._plan(epoch), range(start_batch, len(self)))
-        # Only a weak reference: a generator the caller drops is then closed at once (which
-        # stops its thread), instead of waiting in a reference cycle for the garbage collector.
-        self._active = weakref.ref(batches)
-        return batches
-
-    def _to_backend(self, batch):
-        # Moving to the device happens here, in the consumer's thread: CuPy arrays belong to
-        # the thread's current device and stream, which the worker thread does not share.
-        return tuple(self.backend.asarray(a) for a in batch)
-
-    def _batches(self, plan: _Plan, batch_ids: range):
-        if self.prefetch == 0:
-            for b in batch_ids:
-                yield self._to_backend(self._make_batch(plan, b))
-            return
-        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
-
-        def put(item) -> bool:
-            while not stop.is_set():  # a timeout, so a stopped consumer never strands us
-                try:
-                    ready.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    pass
-            return False
-
-        def work():
-            try:
-                for b in batch_ids:
-                    if not put(self._make_batch(plan, b)):
-                        return
-                put(_DONE)
-            except BaseException as exc:  # hand any failure to the consumer
-                put(_Failure(exc))
-
-        # A daemon thread never holds up interpreter exit; `stop` ends it when the
-        # iteration is closed, abandoned (garbage collected) or interrupted.
-        worker = threading.Thread(target=work, name="tinysiamese-pairs", daemon=True)
-        worker.start()
-        try:
-            while True:
-                start = time.perf_counter()
-                while True:
-                    try:
-                        item = ready.get(timeout=0.1)
-                        break
-                    except queue.Empty:
-                        if not worker.is_alive() and ready.empty():
-                            raise RuntimeError("the pair loader's worker thread died") from None
-                self.wait_seconds += time.perf_counter() - start
-                if item is _DONE:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.exc
-                yield self._to_backend(item)
-        finally:
-            stop.set()
-            worker.join(timeout=5.0)
-
-    def close(self) -> None:
-        """Stop the running epoch, if any, and its worker thread."""
-        batches = self._active() if self._active is not None else None
-        if batches is not None:
-            batches.close()
-        self._active = None
-
-    # ----------------------------------------------------------------------------------
-    # Resuming
-
-    def state(self) -> dict:
-        """JSON-ready state: with the same settings, ``set_state`` resumes at that epoch."""
-        return {"seed": self.seed, "epoch": self.epoch}
-
-    def set_state(self, state: dict) -> None:
-        if int(state["seed"]) != self.seed:
-            raise ValueError(
-                f"loader state is for seed {state['seed']}, but this loader has seed {self.seed}"
-            )
-        self.epoch = int(state["epoch"])
