@@ -89,3 +89,31 @@ def test_l2_penalty_gradient_matches_finite_differences():
 def test_l2_penalty_nothing_penalised():
     penalty, grads = l2_penalty({"a.W": np.ones(3)}, {})
     assert penalty == 0.0 and grads == {}
+
+
+def test_weighted_bce_by_a_plain_loop_and_finite_differences():
+    rng = np.random.default_rng(3)
+    z = rng.uniform(-4, 4, size=6)
+    y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    w = rng.random(6)
+    w /= w.sum()
+    loss, dz = bce_with_logits(z, y, w)
+    by_hand = sum(-w[i] * (y[i] * np.log(1 / (1 + np.exp(-z[i])))
+                           + (1 - y[i]) * np.log(1 - 1 / (1 + np.exp(-z[i])))) for i in range(6))
+    assert float(loss) == pytest.approx(by_hand, rel=1e-12)
+    h, num = 1e-6, np.zeros(6)
+    for i in range(6):
+        zp, zm = z.copy(), z.copy()
+        zp[i] += h
+        zm[i] -= h
+        num[i] = (float(bce_with_logits(zp, y, w)[0]) - float(bce_with_logits(zm, y, w)[0])) / (2 * h)
+    err = rel_err(dz, num)
+    assert err < 1e-8, f"weighted bce dz rel error {err:.2e}"
+
+
+def test_equal_weights_are_the_mean():
+    z, y = np.array([0.5, -2.0, 3.0, 0.1]), np.array([1.0, 0.0, 0.0, 1.0])
+    mean, dz_mean = bce_with_logits(z, y)
+    weighted, dz_weighted = bce_with_logits(z, y, np.full(4, 0.25))
+    assert float(weighted) == pytest.approx(float(mean), rel=1e-15)
+    np.testing.assert_allclose(dz_weighted, dz_mean, rtol=1e-15)

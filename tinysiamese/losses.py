@@ -5,19 +5,22 @@ from .backend import array_module
 from .ops import sigmoid
 
 
-def bce_with_logits(z, y):
-    """Mean binary cross-entropy of logits ``z`` against labels ``y``, and its gradient.
+def bce_with_logits(z, y, weights=None):
+    """Binary cross-entropy of logits ``z`` against labels ``y``, and its gradient.
 
-    z: (N,) logits, y: (N,) in {0, 1} -> (loss: 0-d array, dz: (N,)).
+    z: (N,) logits, y: (N,) in {0, 1}, weights: (N,) summing to 1, or None for the mean
+    (1/N each) -> (loss: 0-d array, dz: (N,)).
     With p = sigma(z):  -[y log p + (1-y) log(1-p)] = max(z, 0) - z y + log(1 + e^-|z|),
     which never takes log(0) nor overflows (|z| up to 1e4 and beyond).
-    dloss/dz = (p - y) / N: sigmoid and cross-entropy fused, so no 0 * inf appears.
+    dloss/dz = w (p - y): sigmoid and cross-entropy fused, so no 0 * inf appears.
     The loss stays an array (no host round-trip on a GPU); ``float(loss)`` to print it.
     """
     xp = array_module(z)
-    N = z.shape[0]
-    loss = (xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))).mean()
-    return loss, ((sigmoid(xp, z) - y) / N).astype(z.dtype, copy=False)
+    per_pair = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    if weights is None:
+        N = z.shape[0]
+        return per_pair.mean(), ((sigmoid(xp, z) - y) / N).astype(z.dtype, copy=False)
+    return (weights * per_pair).sum(), (weights * (sigmoid(xp, z) - y)).astype(z.dtype, copy=False)
 
 
 def l2_penalty(params, lambdas):
