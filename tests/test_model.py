@@ -4,6 +4,7 @@ import pytest
 
 from reference import rel_err
 from tinysiamese.backend import get_backend
+from tinysiamese.gradcheck import TOLERANCE, numerical_gradient, rel_error
 from tinysiamese.losses import bce_with_logits
 from tinysiamese.model import PRESETS, SiameseNet, encoder_shapes, preset_config
 
@@ -174,6 +175,52 @@ def test_siamese_bce_gradient_decreases_the_loss(net64):
         v -= 1e-2 * model.grads()[k]
     loss1, _ = bce_with_logits(model.forward_logits(x1, x2), y)
     assert float(loss1) < float(loss0), f"loss {float(loss0):.6f} -> {float(loss1):.6f}"
+
+
+# --------------------------------------------------------------------------- pairs within a batch
+def test_pair_logits_match_the_twins_pair_by_pair(net64):
+    model, x1, x2 = net64
+    x = np.concatenate([x1, x2])                         # 8 images
+    first, second = np.array([0, 0, 5, 7, 3, 2]), np.array([1, 4, 6, 0, 3, 6])
+    z = model.forward_pair_logits(x, first, second)
+    for p, (i, j) in enumerate(zip(first, second)):      # the plain loop: one pair at a time
+        one = model.forward_logits(x[i:i + 1], x[j:j + 1])
+        assert z[p] == pytest.approx(one[0], rel=1e-12), f"pair ({i}, {j})"
+
+
+def test_pair_gradients_are_the_twins_gradients_for_disjoint_pairs(net64):
+    # pairs (k, N + k) of the stacked twins are the twin path exactly, gradients included
+    model, x1, x2 = net64
+    dz = np.array([0.3, -1.0, 0.5, 2.0])
+    model.forward_logits(x1, x2)
+    model.backward_logits(dz)
+    twins = copy_grads(model)
+    k = np.arange(4)
+    model.forward_pair_logits(np.concatenate([x1, x2]), k, 4 + k)
+    model.backward_pair_logits(dz)
+    for name, g in copy_grads(model).items():
+        assert rel_err(g, twins[name]) < 1e-12, name
+
+
+def test_group_loss_gradient_matches_finite_differences():
+    # every pair of 5 images, one of them in every pair it can be: the scatter-add is tested
+    be = get_backend("numpy", np.float64)
+    rng = np.random.default_rng(4)
+    model = SiameseNet(preset_config("tiny", {"dense": 6}), backend=be, rng=rng)
+    x = images(rng, 5, 28).astype(np.float64)
+    first, second = np.triu_indices(5, k=1)
+    same = np.array([1.0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0])
+    weight = np.where(same > 0, 0.25, 0.5 / 8)
+
+    def loss():
+        return float(bce_with_logits(model.forward_pair_logits(x, first, second), same, weight)[0])
+
+    _, dz = bce_with_logits(model.forward_pair_logits(x, first, second), same, weight)
+    model.backward_pair_logits(dz)
+    analytic = copy_grads(model)
+    for k, v in model.params().items():
+        err = rel_error(analytic[k], numerical_gradient(loss, v))
+        assert err < TOLERANCE, f"{k}: rel error {err:.2e}"
 
 
 # --------------------------------------------------------------------------- load_params
