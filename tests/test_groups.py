@@ -1,0 +1,106 @@
+"""GroupLoader and pairs_within: the layout of group batches, their pairs and weights."""
+import numpy as np
+import pytest
+from conftest import fake_subset
+
+from tinysiamese.backend import get_backend
+from tinysiamese.distort import apply_affine
+from tinysiamese.groups import GroupLoader, pairs_within
+
+NUMPY = get_backend("numpy")
+
+
+def _loader(subset=None, **kwargs):
+    settings = dict(alphabets=2, characters=3, drawers=2, batches_per_epoch=6, seed=0, prefetch=2)
+    settings.update(kwargs)
+    return GroupLoader(subset or fake_subset(), NUMPY, **settings)
+
+
+def _epoch(loader, epoch=0, **kwargs):
+    return [tuple(np.asarray(a) for a in batch) for batch in loader.iter_epoch(epoch, **kwargs)]
+
+
+def test_pairs_within_by_a_plain_loop():
+    labels = np.array([5, 5, 2, 7, 2])
+    first, second, same, weight = pairs_within(labels, same_weight=0.4)
+    expected = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    assert list(zip(first.tolist(), second.tolist())) == expected
+    assert same.tolist() == [float(labels[i] == labels[j]) for i, j in expected]
+    assert same.sum() == 2 and weight.dtype == np.float32
+    np.testing.assert_allclose(weight[same == 1], 0.2)     # 0.4 shared by 2 same pairs
+    np.testing.assert_allclose(weight[same == 0], 0.6 / 8)  # 0.6 shared by 8 different ones
+    assert weight.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("labels", [[1, 2, 3], [4, 4, 4]])
+def test_pairs_within_needs_both_kinds(labels):
+    with pytest.raises(ValueError, match="both same and different pairs"):
+        pairs_within(np.array(labels))
+
+
+def test_batches_hold_characters_drawers_and_alphabets_as_laid_out():
+    subset = fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4)
+    loader = _loader(subset, alphabets=2, characters=3, drawers=3, batches_per_epoch=20)
+    batches, plan = _epoch(loader), loader._plan(0)
+    assert len(batches) == len(loader) == 20
+    for b, (x, first, second, same, weight) in enumerate(batches):
+        assert x.shape == (18, 1, 12, 12) and x.dtype == np.float32
+        # the images are the plan's drawings, each with the plan's distortion
+        plain = subset.images[plan.char[b], plan.drawer[b]] / np.float32(255)
+        np.testing.assert_allclose(x[:, 0], apply_affine(plain, plan.warp[b]), atol=1e-6)
+        char = plan.char[b].reshape(6, 3)   # 6 character slots (2 alphabets x 3), 3 drawings each
+        drawer = plan.drawer[b].reshape(6, 3)
+        assert (char == char[:, :1]).all(), "a slot must hold one character"
+        assert all(len(set(d)) == 3 for d in drawer), "... drawn by different drawers"
+        assert len(set(char[:, 0])) == 6, "characters must not repeat within a batch"
+        alphabet = subset.alphabet_of[char[:, 0]].reshape(2, 3)
+        assert (alphabet == alphabet[:, :1]).all() and alphabet[0, 0] != alphabet[1, 0]
+        np.testing.assert_array_equal(same, plan.char[b][first] == plan.char[b][second])
+        assert len(first) == 18 * 17 // 2 and weight.sum() == pytest.approx(1.0)
+
+
+def test_alphabets_and_characters_are_drawn_evenly():
+    subset = fake_subset(alphabet_sizes=(2, 6, 4))
+    plan = _loader(subset, alphabets=1, characters=2, batches_per_epoch=3000)._plan(0)
+    first_image = plan.char[:, 0]
+    share = np.bincount(subset.alphabet_of[first_image], minlength=3) / len(first_image)
+    np.testing.assert_allclose(share, 1 / 3, atol=0.03)
+    in_big = plan.char[subset.alphabet_of[plan.char[:, 0]] == 1].ravel()
+    counts = np.bincount(in_big, minlength=12)[2:8]
+    np.testing.assert_allclose(counts / counts.sum(), 1 / 6, atol=0.02)
+
+
+def test_same_seed_same_batches_whatever_the_thread_and_resuming():
+    threaded = _epoch(_loader(seed=7, prefetch=3), epoch=2)
+    inline = _epoch(_loader(seed=7, prefetch=0), epoch=2)
+    resumed = _epoch(_loader(seed=7), epoch=2, start_batch=4)
+    for a, b in zip(threaded, inline):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    for a, b in zip(threaded[4:], resumed):
+        np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(threaded[0][0], _epoch(_loader(seed=8), epoch=2)[0][0])
+    assert not np.array_equal(threaded[0][0], _epoch(_loader(seed=7), epoch=3)[0][0])
+
+
+def test_every_image_is_distorted():
+    loader = _loader()
+    x = _epoch(loader)[0][0][:, 0]
+    plan = loader._plan(0)
+    plain = loader.subset.images[plan.char[0], plan.drawer[0]] / 255.0
+    moved = [not np.allclose(a, b) for a, b in zip(x, plain)]
+    assert np.mean(moved) > 0.8, "group batches must carry the paper's distortions"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(alphabets=4), "group alphabets must be 1 to 3"),
+    (dict(characters=4), "group characters must be 1 to 3"),
+    (dict(alphabets=1, characters=1), "at least 2 in a batch"),
+    (dict(drawers=1), "group drawers must be 2 to 4"),
+    (dict(drawers=5), "group drawers must be 2 to 4"),
+    (dict(batches_per_epoch=0), "batches_per_epoch must be 1 or more"),
+    (dict(same_weight=1.0), "same_weight must lie strictly between 0 and 1"),
+])
+def test_bad_settings_say_what_is_wrong(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _loader(fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4), **kwargs)
