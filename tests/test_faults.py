@@ -325,6 +325,55 @@ def test_a_tiny_run_on_turned_characters_trains(paper20, tmp_path):
     assert result.stopped == "epochs" and (tmp_path / "r" / "best.npz").is_file()
 
 
+GROUPS = {"loader": "groups", "group": {"alphabets": 2, "characters": 3, "drawers": 2},
+          "batches_per_epoch": 4}
+
+
+def test_a_group_run_resumes_to_the_same_weights(paper20, tmp_path):
+    cfg = tiny_cfg(**GROUPS)
+    straight = tmp_path / "straight"
+    train_mod.train(cfg, data_root=paper20, backend=get_backend(), out_dir=straight, log=quiet)
+    out = tmp_path / "run"
+    first = train_mod.train(cfg, data_root=paper20, backend=get_backend(), out_dir=out,
+                            log=quiet, max_steps=6)  # mid-epoch 2
+    assert first.stopped == "interrupted"
+    assert (load_checkpoint(out / "last.npz").meta["batch"]) == 2
+    train_mod.train(cfg, data_root=paper20, backend=get_backend(), out_dir=out, resume=True,
+                    log=quiet)
+    a, b = load_checkpoint(straight / "last.npz"), load_checkpoint(out / "last.npz")
+    for key in a.params:
+        assert np.array_equal(a.params[key], b.params[key]), key
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # 2 alphabets x 3 characters x 2 drawings = 12 images and 66 pairs a batch
+    assert rows[-1]["images_per_s"] == pytest.approx(rows[-1]["pairs_per_s"] * 12 / 66)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"loader": "triplets"}, 'loader must be "pairs" or "groups", not \'triplets\''),
+    ({**GROUPS, "group": {"alphabet": 2}}, "group has unknown keys ['alphabet']"),
+    ({**GROUPS, "distortions": 8}, "leave distortions at 0"),
+])
+def test_bad_loader_settings_fail_before_anything_is_written(settings, message, paper20,
+                                                              tmp_path):
+    cfg = tmp_path / "loader.json"
+    cfg.write_text(json.dumps({**SMALL_RUN, **settings}))
+    out = tmp_path / "run"
+    result = run("train", "--data", paper20, "--preset", "tiny", "--config", cfg, "--out", out)
+    assert_one_line_error(result, 2, message)
+    assert "loading Omniglot" not in result.output and not (out.exists() and any(out.iterdir()))
+
+
+def test_group_settings_the_data_cannot_meet_fail_in_one_line(paper20, tmp_path):
+    cfg = tmp_path / "loader.json"
+    cfg.write_text(json.dumps({**SMALL_RUN, **GROUPS, "group": {"alphabets": 2, "characters": 5}}))
+    result = run("train", "--data", paper20, "--preset", "tiny", "--config", cfg,
+                 "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "group characters must be 1 to 4")
+    result = run("train", "--data", paper20, "--preset", "tiny", "--config", cfg,
+                 "--batch-size", 8, "--out", tmp_path / "run2")
+    assert_one_line_error(result, 2, "set batches_per_epoch and group in a --config file")
+
+
 def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(run_dir, paper20, monkeypatch):
     before = files_of(run_dir)
     real_savez = np.savez

@@ -139,3 +139,17 @@ def test_tune_small_ranks_its_variants_on_validation(omniglot_dir, tmp_path):
     assert results[0]["best_val"] >= results[1]["best_val"], "not ranked by validation"
     saved = json.loads((tmp_path / "lr04" / "config.json").read_text())
     assert saved["optim"]["lr"] == 0.04 and saved["test_trials"] == 0, "test alphabets were used"
+
+
+def test_a_tiny_real_run_on_group_batches_learns(omniglot_dir, tmp_path):
+    """Every pair within group batches (loader "groups"), on the real training split."""
+    out, cfg = tmp_path / "groups", tmp_path / "groups.json"
+    cfg.write_text(json.dumps({"loader": "groups", "batches_per_epoch": 24, "val_trials": 40,
+                               "test_trials": 0, "optim": {"lr": 0.2},
+                               "group": {"alphabets": 2, "characters": 4, "drawers": 2}}))
+    result = run("train", "--data", omniglot_dir, "--preset", "tiny", "--epochs", 3,
+                 "--config", cfg, "--out", out)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.01, f"loss did not fall: {[r['loss'] for r in rows]}"
+    assert "images/s" in result.output

@@ -404,6 +404,11 @@ def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batc
             cfg.pop("epochs", None)  # a resumed run goes on to its own number of epochs
         elif resume is None:
             cfg.setdefault("epochs", 200)
+        if cfg.get("loader", "pairs") == "groups" and (pairs_per_epoch or batch_size):
+            raise ValueError("--pairs-per-epoch and --batch-size set the pairs loader, but this "
+                             "config trains on group batches: set batches_per_epoch and group "
+                             "in a --config file instead")
+        train_mod.check_loader(cfg)
         if cfg["batch_size"] % 2:
             raise ValueError(f"--batch-size must be even (half same, half different pairs), not {cfg['batch_size']}")
         root = omniglot.find_data_root(data_path)

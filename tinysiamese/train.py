@@ -32,6 +32,7 @@ from .model import SiameseNet, encoder_shapes
 from .oneshot import evaluate, within_alphabet_trials
 from .omniglot import check_rotations, load_paper_split, skipped_note, with_rotations
 from .optim import MomentumSGD, make_groups
+from .groups import GroupLoader
 from .pairs import PairLoader
 
 
@@ -89,6 +90,80 @@ def model_score(model: SiameseNet, batch_size: int = 512):
         return backend.to_numpy(z).astype(np.float64)
 
     return score
+
+
+def pair_step(model: SiameseNet, batch):
+    """The paper's step on a batch of independent pairs (x1, x2, y) -> (loss, right, pairs).
+
+    loss: the mean cross-entropy, right: the fraction of pairs on the right side of 0.5
+    (both 0-d arrays, left on the device). Fills the model's grads.
+    """
+    x1, x2, y = batch
+    z = model.forward_logits(x1, x2)
+    loss, dz = bce_with_logits(z, y)
+    model.backward_logits(dz)
+    return loss, ((z > 0) == (y > 0.5)).mean(), y.shape[0]
+
+
+def group_step(model: SiameseNet, batch):
+    """A step on every pair of a group batch (``groups.GroupLoader``) -> (loss, right, pairs).
+
+    The loss is weighted: same pairs and different pairs count half each, and so does
+    ``right`` (a balanced accuracy, comparable with :func:`pair_step`'s half-and-half
+    batches).
+    """
+    x, first, second, same, weight = batch
+    z = model.forward_pair_logits(x, first, second)
+    loss, dz = bce_with_logits(z, same, weight)
+    model.backward_pair_logits(dz)
+    return loss, (weight * ((z > 0) == (same > 0.5))).sum(), same.shape[0]
+
+
+def make_loader(cfg: dict, train_set, backend, seed: int):
+    """The training batches a config asks for, and the step that trains on them.
+
+    cfg["loader"]: "pairs" (the default: the paper's independent pairs, ``PairLoader``) or
+    "groups" (every pair within group batches, ``GroupLoader``, set by cfg["group"] and
+    cfg["batches_per_epoch"]).
+    """
+    kind = check_loader(cfg)
+    if kind == "pairs":
+        return PairLoader(train_set, backend, batch_size=cfg["batch_size"],
+                          pairs_per_epoch=cfg["pairs_per_epoch"],
+                          distort=cfg.get("distortions", 0) == 0,
+                          distortions=cfg.get("distortions", 0),
+                          hard_negative_fraction=cfg.get("hard_negative_fraction", 0.0),
+                          seed=seed), pair_step
+    return GroupLoader(train_set, backend, **cfg.get("group", {}),
+                       batches_per_epoch=cfg.get("batches_per_epoch", 720),
+                       seed=seed), group_step
+
+
+def check_loader(cfg: dict) -> str:
+    """The config's loader kind, "pairs" or "groups"; ValueError if its settings are wrong
+    (the checks that need no data, so that a typo fails before anything is loaded)."""
+    kind = cfg.get("loader", "pairs")
+    if kind not in ("pairs", "groups"):
+        raise ValueError(f'loader must be "pairs" or "groups", not {kind!r}')
+    group = cfg.get("group", {})
+    if not isinstance(group, dict):
+        raise ValueError(f"group must be a JSON object such as {{\"alphabets\": 4}}, not {group!r}")
+    unknown = set(group) - {"alphabets", "characters", "drawers", "same_weight"}
+    if unknown:
+        raise ValueError(f"group has unknown keys {sorted(unknown)}: it takes alphabets, "
+                         "characters, drawers and same_weight")
+    if kind == "groups" and cfg.get("distortions", 0):
+        raise ValueError("distortions = k (k distorted copies of each pair) is the pairs "
+                         "loader's scheme; group batches distort every image afresh: leave "
+                         "distortions at 0")
+    return kind
+
+
+def images_per_pair(loader) -> float:
+    """Images encoded per pair trained on: 2 for independent pairs, far fewer in groups."""
+    if isinstance(loader, GroupLoader):
+        return loader.batch_size / loader.pairs_per_batch
+    return 2.0
 
 
 def keep_freed_memory() -> bool:
@@ -238,6 +313,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     best_acc, best_epoch, bad_epochs = start.best_acc, start.best_epoch, start.bad_epochs
     encoder_shapes(cfg)
     check_rotations(cfg.get("rotations", 1))  # before anything is written or loaded
+    check_loader(cfg)
     try:
         atomic_write(out_dir / "config.json",
                      lambda f: f.write(json.dumps({**cfg, "seed": seed}, indent=2).encode()))
@@ -264,12 +340,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     log(f"model: preset {cfg['preset']}, {model.n_params():,} parameters, "
         f"input {size}x{size}, backend {backend.name}")
 
-    loader = PairLoader(train_set, backend, batch_size=cfg["batch_size"],
-                        pairs_per_epoch=cfg["pairs_per_epoch"],
-                        distort=cfg.get("distortions", 0) == 0,
-                        distortions=cfg.get("distortions", 0),
-                        hard_negative_fraction=cfg.get("hard_negative_fraction", 0.0),
-                        seed=seed)
+    loader, step = make_loader(cfg, train_set, backend, seed)
     metrics_path = out_dir / "metrics.jsonl"
     stopped, steps_done = "epochs", 0
 
@@ -296,14 +367,12 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             xp = backend.xp
             loss_sum, right_sum = xp.asarray(partial["loss_sum"]), xp.asarray(partial["right_sum"])
             seen, n_batches = partial["seen"], start_batch
-            for x1, x2, y in loader.iter_epoch(epoch, start_batch):
-                z = model.forward_logits(x1, x2)
-                loss, dz = bce_with_logits(z, y)
-                model.backward_logits(dz)
+            for batch in loader.iter_epoch(epoch, start_batch):
+                loss, right, n_pairs = step(model, batch)
                 opt.step()
-                loss_sum += loss * y.shape[0]
-                right_sum += ((z > 0) == (y > 0.5)).sum()
-                seen += y.shape[0]
+                loss_sum += loss * n_pairs
+                right_sum += right * n_pairs
+                seen += n_pairs
                 n_batches += 1
                 steps_done += 1
                 if n_batches % 20 == 0 or stop.raised:
@@ -312,7 +381,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                         break
                     if progress:
                         rate = seen / (time.perf_counter() - t0)
-                        progress(f"epoch {epoch + 1}: {seen}/{loader.pairs_per_epoch} pairs, "
+                        progress(f"epoch {epoch + 1}: batch {n_batches}/{len(loader)}, "
                                  f"{rate:.0f} pairs/s, loss {running:.4f}")
                 if stop.raised or (max_steps is not None and steps_done >= max_steps):
                     break
@@ -347,6 +416,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             record = {"epoch": epoch + 1, "loss": train_loss, "train_accuracy": float(right_sum) / seen,
                       "val_accuracy": val.accuracy, "lr": {n: opt.hyper(n)[0] for n in layer_names},
                       "momentum": mu, "seconds": seconds, "pairs_per_s": seen / seconds,
+                      "images_per_s": images_per_pair(loader) * seen / seconds,
                       "data_wait_fraction": loader.wait_seconds / seconds,
                       "eval_seconds": time.perf_counter() - t0 - seconds}
             try:
@@ -357,7 +427,8 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                 raise _write_error(metrics_path, out_dir, exc) from None
             log(f"epoch {epoch + 1:3d}  loss {train_loss:.4f}  train acc {record['train_accuracy']:.3f}  "
                 f"val 20-way {val.accuracy:.3f}{' *' if improved else '  '}  "
-                f"{record['pairs_per_s']:.0f} pairs/s  lr {lr:.4g}  mom {mu:.2f}  "
+                f"{record['pairs_per_s']:.0f} pairs/s ({record['images_per_s']:.0f} images/s)  "
+                f"lr {lr:.4g}  mom {mu:.2f}  "
                 f"data wait {100 * record['data_wait_fraction']:.1f}%")
             if bad_epochs >= cfg.get("patience", 20):
                 stopped = "early-stop"
