@@ -94,9 +94,13 @@ def main(argv=None):
     if args.run:
         rows = [json.loads(l) for l in open(Path(args.run) / "metrics.jsonl")]
         summary = json.loads((Path(args.run) / "summary.json").read_text())
+        for r in rows:  # runs from before group batches logged pairs only: 2 images a pair
+            r.setdefault("images_per_s", 2 * r["pairs_per_s"])
         run = {"epochs": len(rows), "minutes": sum(r["seconds"] + r["eval_seconds"] for r in rows) / 60,
-               "pairs": int(sum(r["pairs_per_s"] * r["seconds"] for r in rows)),
-               "pairs_per_s": float(np.median([r["pairs_per_s"] for r in rows])),
+               "pairs": int(round(sum(r["pairs_per_s"] * r["seconds"] for r in rows))),
+               "images": int(round(sum(r["images_per_s"] * r["seconds"] for r in rows))),
+               "images_per_s": float(np.median([r["images_per_s"] for r in rows])),
+               "loader": json.loads((Path(args.run) / "config.json").read_text()).get("loader", "pairs"),
                "best_epoch": summary["best_epoch"], "best_val": summary["best_val_accuracy"]}
 
     if args.json:
@@ -125,7 +129,8 @@ def main(argv=None):
                   f"| MNIST 10-way one-shot: 1-NN on pixels | {pct(res['mnist_nn'])} | 26.5% |"]
     lines.append(f"| verification, {n_ver:,} held-out pairs of the test alphabets | {100 * ver:.1f}% | 93.42% (150k pairs x8 distortions) |")
     if run:
-        lines.append(f"| training: {run['epochs']} epochs, {run['pairs']:,} pairs, best epoch {run['best_epoch']} (val {100 * run['best_val']:.1f}%) | {run['minutes']:.0f} min, {run['pairs_per_s']:.0f} pairs/s (median epoch) | - |")
+        how = ("every pair within group batches" if run["loader"] == "groups" else "independent pairs")
+        lines.append(f"| training: {run['epochs']} epochs, {run['images']:,} images encoded in {run['pairs']:,} pairs ({how}), best epoch {run['best_epoch']} (val {100 * run['best_val']:.1f}%) | {run['minutes']:.0f} min, {run['images_per_s']:.0f} images/s (median epoch) | - |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -284,3 +284,24 @@ def test_model_cupy_matches_numpy(cupy_backend):
     for k, g in cpu.grads().items():
         err = rel_err(cupy_backend.to_numpy(gpu.grads()[k]), g)
         assert err < 1e-5, f"{k} gradient rel error {err:.2e} between GPU and CPU"
+
+
+def test_pair_logits_cupy_match_numpy(cupy_backend):
+    """The group path on the GPU: device indices, the one-hot scatter-add, weighted loss."""
+    cfg = preset_config("tiny")
+    cpu = SiameseNet(cfg, backend=get_backend(), rng=np.random.default_rng(9))
+    gpu = SiameseNet(cfg, backend=cupy_backend, rng=np.random.default_rng(9))
+    x = images(np.random.default_rng(11), 8, 28)
+    first, second = np.triu_indices(8, k=1)
+    same = (first // 2 == second // 2).astype(np.float32)
+    weight = np.where(same > 0, 0.5 / same.sum(), 0.5 / (len(same) - same.sum())).astype(np.float32)
+    lc, dzc = bce_with_logits(cpu.forward_pair_logits(x, first, second), same, weight)
+    xp = cupy_backend.xp
+    zg = gpu.forward_pair_logits(cupy_backend.asarray(x), xp.asarray(first), xp.asarray(second))
+    lg, dzg = bce_with_logits(zg, cupy_backend.asarray(same), cupy_backend.asarray(weight))
+    assert abs(float(lg) - float(lc)) < 1e-5 * abs(float(lc)), "loss differs on the GPU"
+    cpu.backward_pair_logits(dzc)
+    gpu.backward_pair_logits(dzg)
+    for k, g in cpu.grads().items():
+        err = rel_err(cupy_backend.to_numpy(gpu.grads()[k]), g)
+        assert err < 1e-5, f"{k} gradient rel error {err:.2e} between GPU and CPU"
