@@ -126,6 +126,26 @@ def check_siamese(model: SiameseNet, x1, x2, y, *, h=1e-6, tol=TOLERANCE) -> lis
     return results
 
 
+def check_siamese_pairs(model: SiameseNet, x, first, second, y, weight, *, h=1e-6,
+                        tol=TOLERANCE) -> list[CheckResult]:
+    """The same for many pairs among one batch of images (group batches): the weighted loss
+    bce(model.forward_pair_logits(x, first, second), y, weight). An image in several pairs
+    must get the sum of their gradients: this is what proves the scatter-add."""
+    _require_float64(list(model.params().values()) + [x], "the siamese net")
+
+    def loss():
+        return float(bce_with_logits(model.forward_pair_logits(x, first, second), y, weight)[0])
+
+    _, dz = bce_with_logits(model.forward_pair_logits(x, first, second), y, weight)
+    model.backward_pair_logits(dz)
+    analytic = {k: model.backend.to_numpy(v).copy() for k, v in model.grads().items()}
+    results = []
+    for k, v in model.params().items():
+        err = rel_error(analytic[k], numerical_gradient(loss, v, h))
+        results.append(CheckResult("SiameseNet, all pairs", k, tuple(v.shape), err, err < tol))
+    return results
+
+
 # --------------------------------------------------------------------------- the standard cases
 LAYER_NAMES = ("Conv2D", "MaxPool2D", "Dense", "ReLU", "Sigmoid", "Flatten", "WeightedL1",
                "SiameseNet")
@@ -193,7 +213,14 @@ def check_standard(kind: str, backend, seed: int = 0, cls=None) -> list[CheckRes
         x1 = backend.asarray(rng.random((3, 1, 12, 12)))
         x2 = backend.asarray(rng.random((3, 1, 12, 12)))
         y = backend.asarray([1.0, 0.0, 1.0])
-        return check_siamese(model, x1, x2, y)
+        # and every pair among the 6 images, as in group batches: each image in 5 pairs
+        first, second = np.triu_indices(6, k=1)
+        same = (first % 3 == second % 3).astype(np.float64)  # x1[k] and x2[k] "match"
+        weight = np.where(same > 0, 0.5 / same.sum(), 0.5 / (len(same) - same.sum()))
+        xp = backend.xp
+        return check_siamese(model, x1, x2, y) + check_siamese_pairs(
+            model, xp.concatenate([x1, x2]), xp.asarray(first), xp.asarray(second),
+            backend.asarray(same), backend.asarray(weight))
     layer, inputs = make_case(kind, backend, rng, cls)
     return check_layer(layer, inputs, name=kind if cls is None else cls.__name__, rng=rng,
                        to_numpy=backend.to_numpy)
