@@ -351,8 +351,8 @@ def _positive(name):
               help="Network and schedule: small (default; CPU, under an hour), koch (the paper's, for a GPU), tiny (tests).")
 @click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy", show_default=True)
 @click.option("--epochs", type=int, default=None, callback=_positive("epochs"), help="Most epochs to train [default: the preset's].")
-@click.option("--pairs-per-epoch", type=int, default=None, callback=_positive("pairs"), help="Pairs per epoch.")
-@click.option("--batch-size", type=int, default=None, callback=_positive("batch"), help="Pairs per minibatch (even).")
+@click.option("--pairs-per-epoch", type=int, default=None, callback=_positive("pairs"), help="Pairs per epoch (the pairs loader).")
+@click.option("--batch-size", type=int, default=None, callback=_positive("batch"), help="Pairs per minibatch (even; the pairs loader).")
 @click.option("--distortions", type=int, default=None,
               help="0: a fresh random distortion of every image (default); K>0: the paper's K distorted copies per pair.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

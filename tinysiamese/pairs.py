@@ -22,6 +22,10 @@ otherwise every epoch draws new pairs.
 Determinism: everything epoch ``e`` produces depends only on ``(seed, e)`` - it is
 planned up front from ``numpy.random.default_rng([seed, stream, e])`` - so the background
 thread, the prefetch depth and resuming at an epoch or a batch change nothing.
+
+:class:`EpochBatches` holds that machinery (planning, the thread, resuming) for both
+training loaders: this one, and :class:`tinysiamese.groups.GroupLoader`, which trains on
+every pair within small groups of characters instead of on independent pairs.
 """
 from __future__ import annotations
 
