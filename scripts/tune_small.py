@@ -26,34 +26,41 @@ from pathlib import Path
 
 # name -> overrides of the small preset (see tinysiamese/model.py: PRESETS["small"])
 # Each round changed the preset as it then stood (docs/tuning.md): lr 0.02 in rounds 1-2,
-# lr 0.08 without turned characters in round 3. Its winners are in the preset now.
+# lr 0.08 without turned characters in round 3, independent pairs until round 5. Its
+# winners are in the preset now; the rounds before group batches pin the pairs loader.
+PAIRS = {"loader": "pairs"}
 VARIANTS = {
-    "base": {},
-    "lr04": {"optim": {"lr": 0.04}},
-    "lr01-decay98": {"optim": {"lr": 0.01, "lr_decay": 0.98}},
-    "decay97": {"optim": {"lr_decay": 0.97}},
-    "no-l2": {"optim": {"l2": 0.0}},
-    "hard1": {"hard_negative_fraction": 1.0},
-    "batch32": {"batch_size": 32},
-    "dense2048": {"dense": 2048},
-    "no-l2-decay97-mom1": {"optim": {"l2": 0.0, "lr_decay": 0.97, "momentum_epochs": 1}},
+    "base": {**PAIRS},
+    "lr04": {**PAIRS, "optim": {"lr": 0.04}},
+    "lr01-decay98": {**PAIRS, "optim": {"lr": 0.01, "lr_decay": 0.98}},
+    "decay97": {**PAIRS, "optim": {"lr_decay": 0.97}},
+    "no-l2": {**PAIRS, "optim": {"l2": 0.0}},
+    "hard1": {**PAIRS, "hard_negative_fraction": 1.0},
+    "batch32": {**PAIRS, "batch_size": 32},
+    "dense2048": {**PAIRS, "dense": 2048},
+    "no-l2-decay97-mom1": {**PAIRS, "optim": {"l2": 0.0, "lr_decay": 0.97, "momentum_epochs": 1}},
     # second round, around the first round's winner (lr 0.04)
-    "lr06": {"optim": {"lr": 0.06}},
-    "lr08": {"optim": {"lr": 0.08}},
-    "lr04-decay97": {"optim": {"lr": 0.04, "lr_decay": 0.97}},
-    "lr04-mom1": {"optim": {"lr": 0.04, "momentum_epochs": 1}},
-    "lr04-no-l2-decay97-mom1": {"optim": {"lr": 0.04, "l2": 0.0, "lr_decay": 0.97,
-                                          "momentum_epochs": 1}},
-    "lr04-dense2048": {"optim": {"lr": 0.04}, "dense": 2048},
-    "lr04-wide34": {"optim": {"lr": 0.04}, "conv": [[32, 5], [64, 5], [128, 3], [256, 3]]},
-    "lr04-wide34-dense2048": {"optim": {"lr": 0.04}, "dense": 2048,
+    "lr06": {**PAIRS, "optim": {"lr": 0.06}},
+    "lr08": {**PAIRS, "optim": {"lr": 0.08}},
+    "lr04-decay97": {**PAIRS, "optim": {"lr": 0.04, "lr_decay": 0.97}},
+    "lr04-mom1": {**PAIRS, "optim": {"lr": 0.04, "momentum_epochs": 1}},
+    "lr04-no-l2-decay97-mom1": {**PAIRS, "optim": {"lr": 0.04, "l2": 0.0, "lr_decay": 0.97,
+                                                   "momentum_epochs": 1}},
+    "lr04-dense2048": {**PAIRS, "optim": {"lr": 0.04}, "dense": 2048},
+    "lr04-wide34": {**PAIRS, "optim": {"lr": 0.04}, "conv": [[32, 5], [64, 5], [128, 3], [256, 3]]},
+    "lr04-wide34-dense2048": {**PAIRS, "optim": {"lr": 0.04}, "dense": 2048,
                               "conv": [[32, 5], [64, 5], [128, 3], [256, 3]]},
-    "lr06-decay97-mom1": {"optim": {"lr": 0.06, "lr_decay": 0.97, "momentum_epochs": 1}},
+    "lr06-decay97-mom1": {**PAIRS, "optim": {"lr": 0.06, "lr_decay": 0.97, "momentum_epochs": 1}},
     # third round, on the CPU at full length: more training classes (turned characters),
     # and per-layer learning rates (faster convolutions)
-    "rot4": {"rotations": 4},
-    "rot4-conv12": {"rotations": 4, "optim": {"layers": {
+    "rot4": {**PAIRS, "rotations": 4},
+    "rot4-conv12": {**PAIRS, "rotations": 4, "optim": {"layers": {
         f"conv{i}": {"lr": 0.12} for i in range(1, 5)}}},
+    # fifth round: every pair within group batches of 4 x 4 x 4 (now the preset), and the
+    # sixth: the same at 64 x 64 input, and without turned characters
+    "groups": {"loader": "groups"},
+    "groups-s64": {"loader": "groups", "image_size": 64},
+    "groups-rot1": {"loader": "groups", "rotations": 1},
 }
 
 
@@ -62,11 +69,13 @@ def run_variant(name, overrides, args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cfg = {**overrides, "val_trials": args.val_trials, "test_trials": 0,
            "time_budget_minutes": args.minutes}
+    if args.batches_per_epoch and overrides.get("loader") == "groups":
+        cfg["batches_per_epoch"] = args.batches_per_epoch
     (out / "overrides.json").write_text(json.dumps(cfg, indent=1))
     cmd = [sys.executable, "-m", "tinysiamese", "train", "--data", args.data, "--preset", "small",
            "--backend", args.backend, "--epochs", str(args.epochs), "--seed", str(args.seed),
            "--config", str(out / "overrides.json"), "--out", str(out)]
-    if args.pairs_per_epoch:
+    if args.pairs_per_epoch and overrides.get("loader") == "pairs":
         cmd += ["--pairs-per-epoch", str(args.pairs_per_epoch)]
     t0 = time.perf_counter()
     with open(out / "train.log", "w") as log:
@@ -94,8 +103,11 @@ def main() -> int:
                     + ", ".join(VARIANTS))
     ap.add_argument("--parallel", type=int, default=1, help="runs at a time")
     ap.add_argument("--epochs", type=int, default=20,
-                    help="epochs of 25,600 pairs (20 ~ what one hour on 2 CPU cores trains)")
-    ap.add_argument("--pairs-per-epoch", type=int, help="default: the preset's (for dry runs)")
+                    help="most epochs (each run also stops at its --minutes)")
+    ap.add_argument("--pairs-per-epoch", type=int,
+                    help="pairs-loader variants: default the preset's (for dry runs)")
+    ap.add_argument("--batches-per-epoch", type=int,
+                    help="group-batch variants: default the preset's (for dry runs)")
     ap.add_argument("--minutes", type=float, default=60.0, help="time budget of each run")
     ap.add_argument("--val-trials", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)

@@ -282,7 +282,7 @@ def test_bad_options(args, patterns):
 
 
 def test_odd_batch_size(fake_paper_root):
-    result = run("train", "--batch-size", 3, "--data", fake_paper_root)
+    result = run("train", "--preset", "tiny", "--batch-size", 3, "--data", fake_paper_root)
     assert_one_line_error(result, 2, "--batch-size must be even", "not 3")
 
 

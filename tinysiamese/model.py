@@ -41,6 +41,12 @@ PRESETS = {
         "conv": [[32, 5], [64, 5], [64, 3], [128, 3]],
         "dense": 1024,
         "init": "fan_in",
+        # every pair among 4 alphabets x 4 characters x 4 drawings a batch (groups.py): 64
+        # images, 2,016 pairs; 720 batches an epoch. Chosen on validation, docs/tuning.md
+        "loader": "groups",
+        "group": {"alphabets": 4, "characters": 4, "drawers": 4},
+        "batches_per_epoch": 720,
+        # the paper's independent pairs instead, with {"loader": "pairs"}: 64 a batch
         "batch_size": 64,
         "pairs_per_epoch": 25600,
         "hard_negative_fraction": 0.5,
