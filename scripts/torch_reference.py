@@ -16,8 +16,9 @@ validation trials. Only the forward and backward passes are PyTorch's.
     OPENBLAS_NUM_THREADS=1 python scripts/torch_reference.py --data ../shared/data/omniglot \
         --epochs 4 --threads 1 --config '{"val_trials": 500}'
 
-Compare its per-epoch line with the ``metrics.jsonl`` of a tinysiamese run with the same
-config and seed (docs/tuning.md, round 4). PyTorch is a benchmark extra only: the package
+Compare its per-epoch line with the ``metrics.jsonl`` of a tinysiamese run on independent
+pairs with the same config and seed, e.g. ``scripts/probe_gap.py none`` (docs/tuning.md,
+round 4; the preset itself has trained on group batches since round 5). PyTorch is a benchmark extra only: the package
 never imports it.
 """
 from __future__ import annotations
