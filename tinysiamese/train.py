@@ -1,6 +1,8 @@
 """The training loop: epochs of distorted pairs, one-shot validation, early stopping.
 
-One epoch = ``pairs_per_epoch`` pairs from the pair loader in minibatches. After each
+One epoch = ``batches_per_epoch`` group batches, every pair among each batch's images
+(``"loader": "groups"``, the small preset; see groups.py), or ``pairs_per_epoch``
+independent pairs in minibatches (``"loader": "pairs"``, the paper's). After each
 epoch the model answers ``val_trials`` within-alphabet 20-way validation trials (the
 paper's early-stopping signal; 320 unless the config says otherwise); the best model so
 far is kept as ``best.npz``. Every epoch also writes ``last.npz`` (model, optimiser and
