@@ -112,18 +112,8 @@ def check_layer(layer, inputs, *, name="layer", rng=None, to_numpy=np.asarray, h
 def check_siamese(model: SiameseNet, x1, x2, y, *, h=1e-6, tol=TOLERANCE) -> list[CheckResult]:
     """End-to-end check of the loss bce(model(x1, x2), y) for every model parameter."""
     _require_float64(list(model.params().values()) + [x1, x2], "the siamese net")
-
-    def loss():
-        return float(bce_with_logits(model.forward_logits(x1, x2), y)[0])
-
-    _, dz = bce_with_logits(model.forward_logits(x1, x2), y)
-    model.backward_logits(dz)
-    analytic = {k: model.backend.to_numpy(v).copy() for k, v in model.grads().items()}
-    results = []
-    for k, v in model.params().items():
-        err = rel_error(analytic[k], numerical_gradient(loss, v, h))
-        results.append(CheckResult("SiameseNet", k, tuple(v.shape), err, err < tol))
-    return results
+    return _check_whole_net(model, "SiameseNet", lambda: model.forward_logits(x1, x2),
+                            model.backward_logits, y, None, h, tol)
 
 
 def check_siamese_pairs(model: SiameseNet, x, first, second, y, weight, *, h=1e-6,
@@ -132,17 +122,24 @@ def check_siamese_pairs(model: SiameseNet, x, first, second, y, weight, *, h=1e-
     bce(model.forward_pair_logits(x, first, second), y, weight). An image in several pairs
     must get the sum of their gradients: this is what proves the scatter-add."""
     _require_float64(list(model.params().values()) + [x], "the siamese net")
+    return _check_whole_net(model, "SiameseNet, all pairs",
+                            lambda: model.forward_pair_logits(x, first, second),
+                            model.backward_pair_logits, y, weight, h, tol)
+
+
+def _check_whole_net(model, name, logits, backward, y, weight, h, tol) -> list[CheckResult]:
+    """Every parameter's gradient of bce(logits(), y, weight), by ``backward`` and numerically."""
 
     def loss():
-        return float(bce_with_logits(model.forward_pair_logits(x, first, second), y, weight)[0])
+        return float(bce_with_logits(logits(), y, weight)[0])
 
-    _, dz = bce_with_logits(model.forward_pair_logits(x, first, second), y, weight)
-    model.backward_pair_logits(dz)
+    _, dz = bce_with_logits(logits(), y, weight)
+    backward(dz)
     analytic = {k: model.backend.to_numpy(v).copy() for k, v in model.grads().items()}
     results = []
     for k, v in model.params().items():
         err = rel_error(analytic[k], numerical_gradient(loss, v, h))
-        results.append(CheckResult("SiameseNet, all pairs", k, tuple(v.shape), err, err < tol))
+        results.append(CheckResult(name, k, tuple(v.shape), err, err < tol))
     return results
 
 
