@@ -29,12 +29,12 @@ import numpy as np
 
 from .checkpoint import (atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint,
                          CheckpointError)
+from .groups import GroupLoader
 from .losses import bce_with_logits
 from .model import SiameseNet, encoder_shapes
 from .oneshot import evaluate, within_alphabet_trials
 from .omniglot import check_rotations, load_paper_split, skipped_note, with_rotations
 from .optim import MomentumSGD, make_groups
-from .groups import GroupLoader
 from .pairs import PairLoader
 
 
