@@ -167,9 +167,10 @@ class SiameseNet:
     def backward_pair_logits(self, dz):
         """dz: (P,) -> fills every layer's grads (after :meth:`forward_pair_logits`).
 
-        An image in k pairs gets the sum of its k gradients: a scatter-add, written as a
-        product with one-hot matrices (M, P), which runs alike on NumPy and CuPy and beats
-        ``np.add.at`` several times over.
+        An image in k pairs gets the sum of its k gradients:
+        dh_m = sum_{p: first_p = m} dh1_p + sum_{p: second_p = m} dh2_p, i.e.
+        dh (M, dense) = S1 @ dh1 + S2 @ dh2 with one-hot S1[m, p] = [first_p == m] (M, P).
+        The product runs alike on NumPy and CuPy and beats ``np.add.at`` several times over.
         """
         first, second, M = self._pair_index
         dh1, dh2 = self.join.backward(dz)
