@@ -104,3 +104,29 @@ def test_every_image_is_distorted():
 def test_bad_settings_say_what_is_wrong(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _loader(fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4), **kwargs)
+
+
+def test_group_step_weighs_same_and_different_pairs_half_each():
+    """train.group_step: its loss and its (balanced) accuracy, by a plain loop over pairs."""
+    from tinysiamese.model import SiameseNet, preset_config
+    from tinysiamese.train import group_step
+
+    backend = get_backend("numpy", np.float64)
+    subset = fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4, size=28)
+    loader = GroupLoader(subset, backend, alphabets=2, characters=2, drawers=2,
+                         batches_per_epoch=1, prefetch=0)
+    batch = next(iter(loader))
+    x, first, second, same, weight = batch
+    model = SiameseNet(preset_config("tiny"), backend=backend, rng=np.random.default_rng(0))
+    loss, right, n_pairs = group_step(model, batch)
+    z = [model.forward_logits(x[i:i + 1], x[j:j + 1])[0] for i, j in zip(first, second)]
+    n_same = int(same.sum())
+    by_hand_loss = by_hand_right = 0.0
+    for zp, y, w in zip(z, same, weight):
+        assert w == pytest.approx(0.5 / n_same if y else 0.5 / (len(same) - n_same), rel=1e-6)
+        p = 1 / (1 + np.exp(-zp))
+        by_hand_loss -= w * (y * np.log(p) + (1 - y) * np.log(1 - p))
+        by_hand_right += w * ((zp > 0) == (y > 0.5))
+    assert n_pairs == 28 and n_same == 4
+    assert float(loss) == pytest.approx(by_hand_loss, rel=1e-9)
+    assert float(right) == pytest.approx(by_hand_right, rel=1e-12)
