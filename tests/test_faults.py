@@ -348,10 +348,50 @@ def test_a_group_run_resumes_to_the_same_weights(paper20, tmp_path):
     assert rows[-1]["images_per_s"] == pytest.approx(rows[-1]["pairs_per_s"] * 12 / 66)
 
 
+AVERAGED = {**GROUPS, "optim": {"average": 0.9}}
+
+
+def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path, monkeypatch):
+    backend = get_backend()
+    validated = []  # the first conv weights of each model that answered the val trials
+    score = train_mod.model_score
+    monkeypatch.setattr(train_mod, "model_score", lambda model: validated.append(
+        backend.to_numpy(model.params()["conv1.W"]).copy()) or score(model))
+    one = tmp_path / "one"  # one epoch: best.npz is that epoch's average, not its weights
+    train_mod.train(tiny_cfg(**AVERAGED, epochs=1), data_root=paper20, backend=backend,
+                    out_dir=one, log=quiet)
+    best, last = load_checkpoint(one / "best.npz"), load_checkpoint(one / "last.npz")
+    assert last.meta["average_steps"] == 4 and not best.averages
+    for key in last.params:
+        assert np.array_equal(best.params[key], last.averages[key]), key
+        assert not np.array_equal(last.params[key], last.averages[key]), key
+    assert len(validated) == 1 and np.array_equal(validated[0], best.params["conv1.W"])
+
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    train_mod.train(tiny_cfg(**AVERAGED), data_root=paper20, backend=backend, out_dir=straight,
+                    log=quiet)
+    train_mod.train(tiny_cfg(**AVERAGED), data_root=paper20, backend=backend, out_dir=out,
+                    log=quiet, max_steps=6)  # mid-epoch 2
+    train_mod.train(tiny_cfg(**AVERAGED), data_root=paper20, backend=backend, out_dir=out,
+                    resume=True, log=quiet)
+    a, b = load_checkpoint(straight / "last.npz"), load_checkpoint(out / "last.npz")
+    assert a.meta == b.meta and a.averages.keys() == a.params.keys() == b.averages.keys()
+    for key in a.params:
+        assert np.array_equal(a.params[key], b.params[key]), key
+        assert np.array_equal(a.averages[key], b.averages[key]), key
+
+    # a last.npz without its average cannot go on
+    save_checkpoint(out / "last.npz", b.params, b.meta, b.velocities)
+    assert_one_line_error(run("train", "--resume", out, "--data", paper20, "--epochs", 3), 1,
+                          "last.npz: its weight average does not fit its config",
+                          "start a new run with --out")
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"loader": "triplets"}, 'loader must be "pairs" or "groups", not \'triplets\''),
     ({**GROUPS, "group": {"alphabet": 2}}, "group has unknown keys ['alphabet']"),
     ({**GROUPS, "distortions": 8}, "leave distortions at 0"),
+    ({"optim": {"average": 1.5}}, "optim.average must be a number from 0 (off) up to below 1"),
 ])
 def test_bad_loader_settings_fail_before_anything_is_written(settings, message, paper20,
                                                               tmp_path):

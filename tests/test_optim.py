@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tinysiamese.optim import MomentumSGD, learning_rate, make_groups, momentum, momentum_step
+from tinysiamese.optim import (MomentumSGD, WeightAverage, average_decay, learning_rate, make_groups,
+                               momentum, momentum_step)
 
 
 def test_learning_rate_schedule():
@@ -130,3 +131,31 @@ def test_sgd_on_cupy_matches_numpy(cupy_backend):
         np.testing.assert_allclose(cupy_backend.to_numpy(dev.params[k]), w, rtol=1e-12, err_msg=k)
         np.testing.assert_allclose(cupy_backend.to_numpy(dev.velocities[k]), host.velocities[k],
                                    rtol=1e-12, err_msg=k)
+
+
+def test_weight_average_follows_its_formula_step_by_step():
+    rng = np.random.default_rng(0)
+    w = {"a.W": rng.normal(size=(3, 4)), "a.b": rng.normal(size=4)}
+    avg = WeightAverage(w, decay=0.95)
+    ref = {k: v.copy() for k, v in w.items()}
+    for t in range(1, 201):  # through the warm-up (β_t reaches 0.95 at t = 170) and past it
+        for v in w.values():
+            v += rng.normal(size=v.shape)  # an optimiser step, in place
+        beta = min(0.95, (1 + t) / (10 + t))
+        for k in w:
+            ref[k] = beta * ref[k] + (1 - beta) * w[k]
+        avg.update()
+        for k in w:
+            np.testing.assert_allclose(avg.averages[k], ref[k], rtol=1e-12, atol=1e-12)
+    assert avg.steps == 200 and avg.beta() == 0.95
+    assert not np.shares_memory(avg.averages["a.W"], w["a.W"])
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, "0.99", True, None])
+def test_average_decay_refuses_what_is_not_a_decay(bad):
+    with pytest.raises(ValueError, match="optim.average must be a number from 0"):
+        average_decay({"average": bad})
+
+
+def test_average_decay_is_off_unless_asked_for():
+    assert average_decay({}) == 0.0 and average_decay({"average": 0.999}) == 0.999

@@ -5,6 +5,7 @@ Layout of the archive (all plain arrays, so ``np.load(..., allow_pickle=False)``
     meta              0-d unicode array: JSON with format, config, epoch, step, rng state, ...
     param/conv1.W     every model parameter, by its flat name
     velocity/conv1.W  the optimiser's velocities (absent in weights-only files)
+    average/conv1.W   the running weight average, when training keeps one (optim.average)
 
 Files are written to a temporary file in the same folder, flushed to disk and then renamed
 over the target, so a crash, a kill or a full disk mid-write leaves the previous checkpoint
@@ -31,11 +32,12 @@ class CheckpointError(Exception):
 
 @dataclass
 class Checkpoint:
-    """What a checkpoint holds, on the host: params/velocities {name: array}, meta dict."""
+    """What a checkpoint holds, on the host: params/velocities/averages {name: array}, meta."""
 
     params: dict
     meta: dict
     velocities: dict = field(default_factory=dict)
+    averages: dict = field(default_factory=dict)
     source: str = "checkpoint"  # the file it was read from, for messages
 
     @property
@@ -85,17 +87,20 @@ def remove_stale_temp_files(folder) -> list[Path]:
 
 
 def save_checkpoint(path, params: dict, meta: dict, velocities: dict | None = None,
-                    dtype=None) -> None:
+                    dtype=None, averages: dict | None = None) -> None:
     """Write a checkpoint atomically.
 
-    params, velocities: {name: host array} (use ``backend.to_numpy``); meta: JSON-able dict
-    (it must hold "config"); dtype: store parameters in this dtype (float16 to ship small).
+    params, velocities, averages: {name: host array} (use ``backend.to_numpy``); meta:
+    JSON-able dict (it must hold "config"); dtype: store parameters in this dtype (float16
+    to ship small).
     """
     arrays = {"meta": np.array(json.dumps({"format": FORMAT, **meta}))}
     for k, v in params.items():
         arrays[f"param/{k}"] = np.asarray(v, dtype=dtype or np.asarray(v).dtype)
     for k, v in (velocities or {}).items():
         arrays[f"velocity/{k}"] = np.asarray(v)
+    for k, v in (averages or {}).items():
+        arrays[f"average/{k}"] = np.asarray(v)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -145,7 +150,8 @@ def load_checkpoint(path) -> Checkpoint:
                               f"(this version reads {FORMAT})")
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
     velocities = {k[9:]: v for k, v in arrays.items() if k.startswith("velocity/")}
-    return Checkpoint(params, meta, velocities, str(path))
+    averages = {k[8:]: v for k, v in arrays.items() if k.startswith("average/")}
+    return Checkpoint(params, meta, velocities, averages, str(path))
 
 
 def model_from_checkpoint(ckpt: Checkpoint, backend):

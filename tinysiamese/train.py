@@ -5,7 +5,8 @@ One epoch = ``batches_per_epoch`` group batches, every pair among each batch's i
 independent pairs in minibatches (``"loader": "pairs"``, the paper's). After each
 epoch the model answers ``val_trials`` within-alphabet 20-way validation trials (the
 paper's early-stopping signal; 320 unless the config says otherwise); the best model so
-far is kept as ``best.npz``. Every epoch also writes ``last.npz`` (model, optimiser and
+far is kept as ``best.npz``. With ``optim.average`` set (e.g. 0.999), the model validated
+and kept is a running average of the weights (``optim.WeightAverage``), not the last ones. Every epoch also writes ``last.npz`` (model, optimiser and
 progress), from which ``--resume`` continues exactly as if the run had never stopped.
 A run folder holds:
 
@@ -34,7 +35,7 @@ from .losses import bce_with_logits
 from .model import SiameseNet, encoder_shapes
 from .oneshot import evaluate, within_alphabet_trials
 from .omniglot import check_rotations, load_paper_split, skipped_note, with_rotations
-from .optim import MomentumSGD, make_groups
+from .optim import MomentumSGD, WeightAverage, average_decay, make_groups
 from .pairs import PairLoader
 
 
@@ -272,8 +273,10 @@ def resume_point(ckpt, cfg: dict, out_dir: Path) -> tuple[dict, ResumePoint]:
     return cfg, point
 
 
-def restore(model: SiameseNet, opt: MomentumSGD, ckpt, epoch: int, out_dir: Path) -> None:
-    """Put a checkpoint's weights and velocities back into ``model`` and ``opt``."""
+def restore(model: SiameseNet, opt: MomentumSGD, ckpt, epoch: int, out_dir: Path,
+            average: WeightAverage | None = None, averaged: SiameseNet | None = None) -> None:
+    """Put a checkpoint's weights and velocities back into ``model`` and ``opt``, and its
+    weight average into ``averaged`` (the model whose arrays ``average`` keeps)."""
     try:
         model.load_params(ckpt.params)
     except ValueError as exc:
@@ -286,6 +289,13 @@ def restore(model: SiameseNet, opt: MomentumSGD, ckpt, epoch: int, out_dir: Path
     for k, v in ckpt.velocities.items():
         opt.velocities[k][...] = model.backend.asarray(v)
     opt.epoch = epoch
+    if average is not None:
+        try:
+            averaged.load_params(ckpt.averages)
+        except ValueError as exc:
+            raise TrainingError(f"{out_dir}/last.npz: its weight average does not fit its "
+                                f"config ({exc}); start a new run with --out") from None
+        average.steps = int(ckpt.meta.get("average_steps", 0))
 
 
 def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool = False,
@@ -316,6 +326,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     encoder_shapes(cfg)
     check_rotations(cfg.get("rotations", 1))  # before anything is written or loaded
     check_loader(cfg)
+    beta = average_decay(cfg["optim"])
     try:
         atomic_write(out_dir / "config.json",
                      lambda f: f.write(json.dumps({**cfg, "seed": seed}, indent=2).encode()))
@@ -337,8 +348,15 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     opt = MomentumSGD(model.params(), model.grads(), make_groups(layer_names, cfg["optim"]),
                       lr_decay=cfg["optim"].get("lr_decay", 0.99),
                       momentum_epochs=int(cfg["optim"].get("momentum_epochs", 10)))
+    # judged: the weights that are validated and kept as best.npz; with optim.average, a
+    # second model whose arrays hold the running average of the trained ones.
+    judged, average = model, None
+    if beta:
+        judged = SiameseNet(cfg, backend=backend, rng=np.random.default_rng(seed))
+        judged.load_params(_host(model.params(), backend))
+        average = WeightAverage(model.params(), beta, averages=judged.params())
     if ckpt is not None:
-        restore(model, opt, ckpt, start_epoch, out_dir)
+        restore(model, opt, ckpt, start_epoch, out_dir, average, judged)
     log(f"model: preset {cfg['preset']}, {model.n_params():,} parameters, "
         f"input {size}x{size}, backend {backend.name}")
 
@@ -352,9 +370,14 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                 "partial": partial or {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0},
                 "best_val_accuracy": best_acc, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs}
+        best = name == "best.npz"
+        averages = None
+        if average is not None:
+            meta["average_steps"] = average.steps
+            averages = None if best else _host(average.averages, backend)
         try:
-            save_checkpoint(out_dir / name, _host(model.params(), backend), meta,
-                            _host(opt.velocities, backend))
+            save_checkpoint(out_dir / name, _host((judged if best else model).params(), backend),
+                            meta, _host(opt.velocities, backend), averages=averages)
         except OSError as exc:  # atomic: the previous file is still there, whole
             loader.close()
             raise _write_error(out_dir / name, out_dir, exc) from None
@@ -372,6 +395,8 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             for batch in loader.iter_epoch(epoch, start_batch):
                 loss, right, n_pairs = step(model, batch)
                 opt.step()
+                if average is not None:
+                    average.update()
                 loss_sum += loss * n_pairs
                 right_sum += right * n_pairs
                 seen += n_pairs
@@ -406,7 +431,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
             start_batch, partial = 0, {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0}
             seconds = time.perf_counter() - t0
             opt.end_epoch()
-            val = evaluate(model_score(model), val_trials)
+            val = evaluate(model_score(judged), val_trials)
             improved = val.accuracy > best_acc
             if improved:
                 best_acc, best_epoch, bad_epochs = val.accuracy, epoch + 1, 0
