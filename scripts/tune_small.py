@@ -61,6 +61,9 @@ VARIANTS = {
     "groups": {"loader": "groups"},
     "groups-s64": {"loader": "groups", "image_size": 64},
     "groups-rot1": {"loader": "groups", "rotations": 1},
+    # eighth: a stronger L2 (2.5 times the preset's), and a running average of the weights
+    "groups-l2x25": {"loader": "groups", "optim": {"l2": 2.5e-4}},
+    "groups-avg": {"loader": "groups", "optim": {"average": 0.9995}},
 }
 
 
