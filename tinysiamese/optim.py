@@ -9,6 +9,10 @@ For the parameters w of layer j, at step t of epoch e:
 linearly from 0.5 at epoch 0 to its final value μ_j, reached after ``momentum_epochs``.
 The schedules are pure functions of the epoch; the hyper-parameters (``groups``) are kept
 apart from the state (velocities keyed by parameter name, and the epoch).
+
+``WeightAverage`` optionally keeps a running average of the weights beside them (not in
+the paper; ``"average"`` in the optim config): training steps the weights as above, and
+the average is what gets validated and kept.
 """
 from __future__ import annotations
 
