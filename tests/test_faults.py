@@ -318,8 +318,8 @@ def test_a_bad_rotations_setting_fails_before_anything_is_written(paper20, tmp_p
     assert "loading Omniglot" not in result.output and not any(out.iterdir())
 
 
-def test_a_tiny_run_on_turned_characters_trains(paper20, tmp_path):
-    cfg = {**tiny_cfg(epochs=1), "rotations": 4}
+def test_a_tiny_run_on_turned_and_mirrored_characters_trains(paper20, tmp_path):
+    cfg = {**tiny_cfg(epochs=1), "rotations": 4, "mirror": True}
     result = train_mod.train(cfg, data_root=paper20, backend=get_backend(), out_dir=tmp_path / "r",
                              log=quiet)
     assert result.stopped == "epochs" and (tmp_path / "r" / "best.npz").is_file()
@@ -392,6 +392,7 @@ def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path
     ({**GROUPS, "group": {"alphabet": 2}}, "group has unknown keys ['alphabet']"),
     ({**GROUPS, "distortions": 8}, "leave distortions at 0"),
     ({"optim": {"average": 1.5}}, "optim.average must be a number from 0 (off) up to below 1"),
+    ({"mirror": "yes"}, "mirror must be true or false"),
 ])
 def test_bad_loader_settings_fail_before_anything_is_written(settings, message, paper20,
                                                               tmp_path):

@@ -336,3 +336,25 @@ def test_with_rotations_adds_turned_characters_as_new_alphabets(fake_omniglot, t
     for bad in (0, 5, -1):
         with pytest.raises(ValueError, match="rotations must be 1, 2, 3 or 4"):
             omniglot.with_rotations(sub, bad)
+
+
+def test_with_mirrors_adds_mirrored_characters_as_new_alphabets(fake_omniglot, tmp_path):
+    root = fake_omniglot("background", {"Alpha": 2, "Beta": 3})
+    sub = omniglot.subset(omniglot.load_split(root, "background", cache_dir=tmp_path), None, [1, 2])
+    assert omniglot.with_mirrors(sub, False) is sub
+    both = omniglot.with_mirrors(sub)
+    assert both.images.shape == (10, 2, 105, 105) and both.drawers == sub.drawers
+    np.testing.assert_array_equal(both.images[:5], sub.images)
+    for c in range(5):  # column x of a mirror is column W-1-x of its original
+        for x in (0, 40, 104):
+            np.testing.assert_array_equal(both.images[5 + c, :, :, x], sub.images[c, :, :, 104 - x])
+    assert not np.array_equal(both.images[5], both.images[0])  # drawings are not symmetric
+    assert both.alphabets == ["Alpha", "Beta", "Alpha (mirrored)", "Beta (mirrored)"]
+    assert both.alphabet_of.tolist() == sub.alphabet_of.tolist() + (sub.alphabet_of + 2).tolist()
+    assert both.characters[5] == sub.characters[0] + " (mirrored)"
+    # after four turns: the eight turns and flips, as 8 x 2 alphabets
+    eight = omniglot.with_mirrors(omniglot.with_rotations(sub, 4))
+    assert len(eight.characters) == 40 and len(eight.alphabets) == 16
+    for bad in (1, "true", None):
+        with pytest.raises(ValueError, match="mirror must be true or false"):
+            omniglot.with_mirrors(sub, bad)

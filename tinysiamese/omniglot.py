@@ -616,6 +616,37 @@ def with_rotations(data: OmniglotSubset, turns: int) -> OmniglotSubset:
     )
 
 
+def check_mirror(mirror) -> None:
+    """Raise ValueError unless ``mirror`` is a valid ``mirror`` setting: true or false."""
+    if not isinstance(mirror, (bool, np.bool_)):
+        raise ValueError(f"mirror must be true or false (add each character's mirror image "
+                         f"as a new character), not {mirror!r}")
+
+
+def with_mirrors(data: OmniglotSubset, mirror: bool = True) -> OmniglotSubset:
+    """Each character and its mirror image (flipped left to right), the mirror a new character.
+
+    images (n_chars, n_drawers, H, W) -> (2 * n_chars, n_drawers, H, W); the mirrored
+    copies follow the originals and form alphabets of their own ("Name (mirrored)"), as in
+    :func:`with_rotations`: a reader tells a "b" from a "d". After ``with_rotations(data, 4)``
+    this gives all eight turns and flips of each character. mirror = False returns ``data``
+    itself. Only ever for training.
+    """
+    check_mirror(mirror)
+    if not mirror:
+        return data
+    return OmniglotSubset(
+        name=f"{data.name} and mirrors",
+        images=np.concatenate([data.images, data.images[..., ::-1]]),
+        alphabets=data.alphabets + [f"{n} (mirrored)" for n in data.alphabets],
+        characters=data.characters + [f"{n} (mirrored)" for n in data.characters],
+        alphabet_of=np.concatenate([data.alphabet_of, data.alphabet_of + len(data.alphabets)]),
+        drawers=data.drawers,
+        n_skipped=data.n_skipped,
+        dropped=list(data.dropped),
+    )
+
+
 def paper_split(split: OmniglotSplit, which: str) -> OmniglotSubset:
     """The paper's "train", "val" or "test" set, cut from the archive it comes from.
 

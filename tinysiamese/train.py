@@ -34,7 +34,8 @@ from .groups import GroupLoader
 from .losses import bce_with_logits
 from .model import SiameseNet, encoder_shapes
 from .oneshot import evaluate, within_alphabet_trials
-from .omniglot import check_rotations, load_paper_split, skipped_note, with_rotations
+from .omniglot import (check_mirror, check_rotations, load_paper_split, skipped_note,
+                       with_mirrors, with_rotations)
 from .optim import MomentumSGD, WeightAverage, average_decay, make_groups
 from .pairs import PairLoader
 
@@ -325,6 +326,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     best_acc, best_epoch, bad_epochs = start.best_acc, start.best_epoch, start.bad_epochs
     encoder_shapes(cfg)
     check_rotations(cfg.get("rotations", 1))  # before anything is written or loaded
+    check_mirror(cfg.get("mirror", False))
     check_loader(cfg)
     beta = average_decay(cfg["optim"])
     try:
@@ -336,7 +338,8 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     size = cfg["image_size"]
     log(f"loading Omniglot at {size}x{size} ...")
     train_set = load_paper_split(data_root, "train", size, on_bad_image=on_bad_image)
-    train_set = with_rotations(train_set, cfg.get("rotations", 1))
+    train_set = with_mirrors(with_rotations(train_set, cfg.get("rotations", 1)),
+                             cfg.get("mirror", False))
     val_set = load_paper_split(data_root, "val", size, on_bad_image=on_bad_image)
     for note in filter(None, map(skipped_note, (train_set, val_set))):
         log(note)
