@@ -1,5 +1,9 @@
-"""Helpers shared by the command-line tests: run a command, check a one-line error."""
+"""Helpers shared by the command-line tests: run a command, check a one-line error, load
+a script of scripts/."""
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -20,3 +24,14 @@ def assert_one_line_error(result, code, *patterns):
     assert len(errors) == 1, result.output
     for pattern in patterns:
         assert pattern in errors[0], errors[0]
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,25 +1,21 @@
 """Smoke tests of scripts/bench.py on the tiny preset: seconds, and no PyTorch needed."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from cli_helpers import SCRIPTS, load_script
 
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+BENCH = SCRIPTS / "bench.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench")
 
 
 def test_one_row_json_from_the_command_line():

@@ -32,7 +32,7 @@ from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 from tinysiamese.model import preset_config
 from tinysiamese.omniglot import DataError
-from cli_helpers import assert_one_line_error, run
+from cli_helpers import assert_one_line_error, load_script, run
 
 SMALL_RUN = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
 CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
@@ -351,7 +351,8 @@ def test_a_group_run_resumes_to_the_same_weights(paper20, tmp_path):
 AVERAGED = {**GROUPS, "optim": {"average": 0.9}}
 
 
-def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path, monkeypatch):
+def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path, monkeypatch,
+                                                              capsys):
     backend = get_backend()
     validated = []  # the first conv weights of each model that answered the val trials
     score = train_mod.model_score
@@ -366,6 +367,11 @@ def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path
         assert np.array_equal(best.params[key], last.averages[key]), key
         assert not np.array_equal(last.params[key], last.averages[key]), key
     assert len(validated) == 1 and np.array_equal(validated[0], best.params["conv1.W"])
+    # scripts/average_gain.py scores the average as training did (its val trials: seed 1)
+    gain = load_script("average_gain")
+    assert gain.main([str(one), "--data", str(paper20), "--trials", "20", "--seed", "1"]) == 0
+    val = json.loads((one / "metrics.jsonl").read_text())["val_accuracy"]
+    assert f"their average {100 * val:5.1f}%" in capsys.readouterr().out
 
     straight, out = tmp_path / "straight", tmp_path / "run"
     train_mod.train(tiny_cfg(**AVERAGED), data_root=paper20, backend=backend, out_dir=straight,

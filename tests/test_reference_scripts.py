@@ -1,7 +1,6 @@
 """scripts/probe_gap.py and scripts/torch_reference.py: the tools of tuning round 4."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,15 +11,8 @@ import pytest
 
 from tinysiamese.backend import get_backend
 from tinysiamese.model import SiameseNet, preset_config
+from cli_helpers import SCRIPTS, load_script
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_torch_default_init_draws_within_the_fan_in_bound():
