@@ -4,8 +4,9 @@
 The issue's reference (a PyTorch net of the small preset's shape) reached 71-75% on test
 trials after 233k pairs, where tinysiamese's runs stand near 66% on validation. Each probe
 below changes one suspect and trains for a few epochs with everything else as in the
-preset of round 4 (independent pairs: "loader": "pairs") and the same seed, so its per-epoch validation accuracy can be laid beside the
-preset's own run (docs/tuning.md, round 4). Most suspects have no setting in the package,
+preset of round 4 (independent pairs: "loader": "pairs"; no weight average) and the same
+seed, so its per-epoch validation accuracy can be laid beside the preset's own run
+(docs/tuning.md, round 4). Most suspects have no setting in the package,
 so a probe swaps a small piece of it for this process only:
 
     none       the preset itself, for the side-by-side baseline
@@ -94,11 +95,12 @@ def main() -> None:
     if not probes <= set(PROBES):
         ap.error(f"unknown probe(s) {sorted(probes - set(PROBES))}: "
                  f"choose from {', '.join(PROBES)}")
-    # Round 4 probed the preset as it then stood: independent pairs, not group batches.
+    # Round 4 probed the preset as it then stood: independent pairs, not group batches, and
+    # the last weights validated, not their average (round 8).
     overrides = {"epochs": args.epochs, "test_trials": 0, "val_trials": 500,
-                 "time_budget_minutes": None, "loader": "pairs"}
+                 "time_budget_minutes": None, "loader": "pairs", "optim": {"average": 0.0}}
     if "refhp" in probes:
-        overrides["optim"] = {"lr": 0.02, "momentum_epochs": 0, "lr_decay": 1.0, "l2": 0.0}
+        overrides["optim"].update(lr=0.02, momentum_epochs=0, lr_decay=1.0, l2=0.0)
     extra = json.loads(args.config)
     overrides["optim"] = {**overrides.get("optim", {}), **extra.pop("optim", {})}
     overrides.update(extra)

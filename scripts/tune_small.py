@@ -27,7 +27,8 @@ from pathlib import Path
 # name -> overrides of the small preset (see tinysiamese/model.py: PRESETS["small"])
 # Each round changed the preset as it then stood (docs/tuning.md): lr 0.02 in rounds 1-2,
 # lr 0.08 without turned characters in round 3, independent pairs until round 5. Its
-# winners are in the preset now; the rounds before group batches pin the pairs loader.
+# winners are in the preset now; the rounds before group batches pin the pairs loader, and
+# those before round 8 the weight average off (see BEFORE_AVERAGE below).
 PAIRS = {"loader": "pairs"}
 VARIANTS = {
     "base": {**PAIRS},
@@ -61,10 +62,16 @@ VARIANTS = {
     "groups": {"loader": "groups"},
     "groups-s64": {"loader": "groups", "image_size": 64},
     "groups-rot1": {"loader": "groups", "rotations": 1},
-    # eighth: a stronger L2 (2.5 times the preset's), and a running average of the weights
+    # eighth: a stronger L2 (2.5 times the preset's), a running average of the weights (now
+    # the preset), and with it each character's mirror image as a new character
     "groups-l2x25": {"loader": "groups", "optim": {"l2": 2.5e-4}},
     "groups-avg": {"loader": "groups", "optim": {"average": 0.9995}},
+    "groups-avg-mirror": {"loader": "groups", "mirror": True, "optim": {"average": 0.9995}},
 }
+# Rounds 1-7, and round 8's L2 run, validated the last weights, not their average.
+BEFORE_AVERAGE = [name for name in VARIANTS if not name.startswith("groups-avg")]
+for name in BEFORE_AVERAGE:
+    VARIANTS[name] = {**VARIANTS[name], "optim": {"average": 0.0, **VARIANTS[name].get("optim", {})}}
 
 
 def run_variant(name, overrides, args) -> dict:
