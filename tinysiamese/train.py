@@ -5,8 +5,9 @@ One epoch = ``batches_per_epoch`` group batches, every pair among each batch's i
 independent pairs in minibatches (``"loader": "pairs"``, the paper's). After each
 epoch the model answers ``val_trials`` within-alphabet 20-way validation trials (the
 paper's early-stopping signal; 320 unless the config says otherwise); the best model so
-far is kept as ``best.npz``. With ``optim.average`` set (e.g. 0.999), the model validated
-and kept is a running average of the weights (``optim.WeightAverage``), not the last ones. Every epoch also writes ``last.npz`` (model, optimiser and
+far is kept as ``best.npz``. With ``optim.average`` set (the small preset: 0.9995), the
+model validated and kept is a running average of the weights (``optim.WeightAverage``),
+not the last ones. Every epoch also writes ``last.npz`` (model, optimiser, average and
 progress), from which ``--resume`` continues exactly as if the run had never stopped.
 A run folder holds:
 
@@ -373,11 +374,10 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                 "partial": partial or {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0},
                 "best_val_accuracy": best_acc, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs}
-        best = name == "best.npz"
-        averages = None
+        best = name == "best.npz"  # the judged weights; last.npz: the trained ones and all state
         if average is not None:
             meta["average_steps"] = average.steps
-            averages = None if best else _host(average.averages, backend)
+        averages = None if best or average is None else _host(average.averages, backend)
         try:
             save_checkpoint(out_dir / name, _host((judged if best else model).params(), backend),
                             meta, _host(opt.velocities, backend), averages=averages)
