@@ -318,11 +318,21 @@ def test_a_bad_rotations_setting_fails_before_anything_is_written(paper20, tmp_p
     assert "loading Omniglot" not in result.output and not any(out.iterdir())
 
 
-def test_a_tiny_run_on_turned_and_mirrored_characters_trains(paper20, tmp_path):
-    cfg = {**tiny_cfg(epochs=1), "rotations": 4, "mirror": True}
+@pytest.mark.parametrize("rotations, mirror, classes", [(1, False, 12), (4, False, 48),
+                                                       (1, True, 24), (4, True, 96)])
+def test_a_tiny_run_trains_on_turned_and_mirrored_characters(rotations, mirror, classes,
+                                                             paper20, tmp_path, monkeypatch):
+    trained_on = []  # the training set the loader was given
+    make_loader = train_mod.make_loader
+    monkeypatch.setattr(train_mod, "make_loader", lambda cfg, train_set, *rest: (
+        trained_on.append(train_set) or make_loader(cfg, train_set, *rest)))
+    cfg = {**tiny_cfg(epochs=1), "rotations": rotations, "mirror": mirror}
     result = train_mod.train(cfg, data_root=paper20, backend=get_backend(), out_dir=tmp_path / "r",
                              log=quiet)
     assert result.stopped == "epochs" and (tmp_path / "r" / "best.npz").is_file()
+    # 3 background alphabets of 4 characters, each turned and mirrored as the config says
+    assert len(trained_on[0].characters) == classes
+    assert len(trained_on[0].alphabets) == 3 * classes // 12
 
 
 GROUPS = {"loader": "groups", "group": {"alphabets": 2, "characters": 3, "drawers": 2},
