@@ -13,6 +13,7 @@ import pytest
 from cli_helpers import run
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
+from tinysiamese.model import preset_config
 from tinysiamese.pretrained import pretrained_path
 
 
@@ -95,6 +96,16 @@ def test_the_shipped_model_loads_by_default(omniglot_dir, tmp_path):
     p_same = float(run("verify", same, same2).output.split()[0])
     p_other = float(run("verify", same, other).output.split()[0])
     assert p_same > p_other, f"P(same) {p_same:.3f} for one character, {p_other:.3f} for two"
+
+
+def test_the_shipped_model_was_trained_by_the_small_preset_as_it_stands():
+    """The README says `tinysiamese train --data ...` (the preset) trains the shipped model:
+    a preset changed without retraining the shipped model, or the reverse, fails here."""
+    shipped = dict(load_checkpoint(pretrained_path()).config)
+    shipped.pop("preset_given", None)  # whether --preset was typed, not a setting
+    preset = preset_config("small")
+    differ = sorted(k for k in shipped.keys() | preset.keys() if shipped.get(k) != preset.get(k))
+    assert not differ, f"shipped model and small preset differ in {differ}"
 
 
 def test_the_shipped_model_scores_as_the_readme_says(omniglot_dir):
