@@ -14,7 +14,6 @@ from tinysiamese.model import SiameseNet, preset_config
 from cli_helpers import SCRIPTS, load_script
 
 
-
 def test_torch_default_init_draws_within_the_fan_in_bound():
     probe_gap = load_script("probe_gap")
     model = SiameseNet(preset_config("tiny"), backend=get_backend("numpy"),
