@@ -144,6 +144,74 @@ def test_evaluate_rejects_bad_scores():
         oneshot.evaluate(lambda a, b: np.full(len(a), np.nan), trials)
 
 
+# --------------------------------------------------------------------------------------
+# Test-time views
+
+
+def _turned_by_loops(image, turns, mirrored):
+    """Plain-loop reference: mirror left to right, then turn a quarter anticlockwise, turns times."""
+    n = image.shape[0]
+    out = image[:, ::-1].copy() if mirrored else image.copy()
+    for _ in range(turns):
+        turned = np.empty_like(out)
+        for i in range(n):
+            for j in range(n):
+                turned[i, j] = out[j, n - 1 - i]  # row i of the turned image is column n-1-i
+        out = turned
+    return out
+
+
+def test_pair_views_lists_each_pose_once():
+    assert oneshot.pair_views(1) == [(0, False)]
+    assert oneshot.pair_views(2) == [(0, False), (0, True)]
+    assert oneshot.pair_views(4) == [(0, False), (1, False), (2, False), (3, False)]
+    assert sorted(oneshot.pair_views(8)) == [(k, m) for k in range(4) for m in (False, True)]
+    for bad in (0, 3, 16):
+        with pytest.raises(ValueError, match="views must be one of 1, 2, 4, 8"):
+            oneshot.pair_views(bad)
+
+
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_with_views_averages_the_score_over_poses_like_a_plain_loop(views):
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((6, 6))  # a score that is neither turn- nor mirror-invariant
+
+    def score(x1, x2):
+        return (x1[:, 0] * weight * x2[:, 0] ** 2).sum(axis=(1, 2))
+
+    x1, x2 = rng.random((2, 5, 1, 6, 6), dtype=np.float32)
+    got = oneshot.with_views(score, views)(x1, x2)
+    want = np.zeros(5)
+    for m in range(5):
+        for turns, mirrored in oneshot.pair_views(views):
+            a, b = (_turned_by_loops(x[m, 0], turns, mirrored) for x in (x1, x2))
+            want[m] += (a * weight * b ** 2).sum() / views
+    assert got.dtype == np.float64 and got.shape == (5,)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert not np.allclose(got, score(x1, x2)), "the views must change a pose-dependent score"
+    # Distinct poses: the copies scored are all different images.
+    seen = []
+    oneshot.with_views(lambda a, b: seen.append(a[0, 0].tobytes()) or np.zeros(len(a)), views)(x1, x2)
+    assert len(set(seen)) == views
+
+
+def test_with_views_one_is_the_score_itself_and_needs_square_images():
+    score = lambda a, b: np.zeros(len(a))  # noqa: E731
+    assert oneshot.with_views(score, 1) is score
+    with pytest.raises(ValueError, match="square images, not 4x6"):
+        oneshot.with_views(score, 4)(np.zeros((2, 1, 4, 6)), np.zeros((2, 1, 4, 6)))
+
+
+def test_views_leave_a_pose_invariant_score_unchanged():
+    # Ink totals do not change when both images turn or mirror alike: every copy scores the same.
+    def ink_product(x1, x2):
+        return x1.sum(axis=(1, 2, 3)) * x2.sum(axis=(1, 2, 3))
+
+    x1, x2 = np.random.default_rng(1).random((2, 4, 1, 7, 7), dtype=np.float32)
+    np.testing.assert_allclose(oneshot.with_views(ink_product, 8)(x1, x2), ink_product(x1, x2),
+                               rtol=1e-6)
+
+
 def test_result_to_dict_is_json_ready():
     import json
 

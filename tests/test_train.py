@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from cli_helpers import run
+from cli_helpers import load_script, run
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
 from tinysiamese.model import preset_config
@@ -80,11 +80,35 @@ def test_its_checkpoint_loads_in_eval_and_verify(tiny_run, omniglot_dir, tmp_pat
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["trials"] == 40 and report["ways"] == 20 and 0 <= report["accuracy"] <= 1
+    result = run("eval", out / "best.npz", "--data", omniglot_dir, "--trials", 40, "--views", 8,
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["scorer"].endswith("mean of 8 views")
+    assert run("eval", out / "best.npz", "--data", omniglot_dir, "--views", 3).exit_code == 2
     a, b, _ = two_drawings(omniglot_dir, tmp_path)
     result = run("verify", out / "best.npz", a, b)
     assert result.exit_code == 0, result.output
     p = float(result.output.split()[0])
     assert 0.0 <= p <= 1.0
+
+
+def test_views_gain_counts_what_eval_counts(tiny_run, omniglot_dir, capsys):
+    """scripts/views_gain.py (tuning round 10) scores as `eval --views N` does."""
+    out, _ = tiny_run
+    ckpt = str(out / "best.npz")
+    views_gain = load_script("views_gain")
+    assert views_gain.main([ckpt, "--data", str(omniglot_dir), "--trials", "40",
+                            "--seed", "3", "--views", "1,4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for views in (1, 4):
+        result = run("eval", ckpt, "--data", omniglot_dir, "--split", "val", "--trials", 40,
+                     "--seed", 3, "--views", views, "--json")
+        assert result.exit_code == 0, result.output
+        correct = json.loads(result.output)["correct"]
+        assert report["correct"][ckpt][str(views)] == correct
+        assert report["mean_accuracy"][str(views)] == correct / 40
+    with pytest.raises(SystemExit):
+        views_gain.main([ckpt, "--data", str(omniglot_dir), "--views", "3"])
 
 
 def test_the_shipped_model_loads_by_default(omniglot_dir, tmp_path):

@@ -207,9 +207,14 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 @click.option("--skip-bad-images", is_flag=True,
               help="Leave out unreadable Omniglot images (and their characters) instead of "
                    "stopping; how many were left out is reported.")
+@click.option("--views", type=click.Choice([str(v) for v in oneshot.VIEW_COUNTS]), default="1",
+              show_default=True,
+              help="Score each pair as the mean over copies of it, both images turned or "
+                   "mirrored alike: 2 mirrored, 4 its quarter turns, 8 both; 1 is the paper's "
+                   "single look.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways, n_trials, seed,
-                 size, backend_name, cache_dir, skip_bad_images, as_json):
+                 size, backend_name, cache_dir, skip_bad_images, views, as_json):
     """One-shot accuracy of a model (or a baseline) on N-way trials, with a 95% interval.
 
     CHECKPOINT is a .npz written by `tinysiamese train`; without it (and without
@@ -219,6 +224,7 @@ def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways,
     Examples:
       tinysiamese eval --data ../shared/data/omniglot
       tinysiamese eval runs/my-run/best.npz --data ../shared/data/omniglot --json
+      tinysiamese eval --data ../shared/data/omniglot --views 8
       tinysiamese eval --mnist ../shared/data/mnist
       tinysiamese eval --baseline hausdorff --runs all_runs.zip
       tinysiamese eval --baseline nn --mnist ../shared/data/mnist --json
@@ -237,6 +243,9 @@ def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways,
                                    "leave out --size")
         score, scorer = train_mod.model_score(model), f"model {path}"
         size = model.cfg["image_size"]
+    views = int(views)
+    if views > 1:
+        score, scorer = oneshot.with_views(score, views), f"{scorer}, mean of {views} views"
     with _errors():
         trials, source = _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed,
                                       size, cache_dir, "skip" if skip_bad_images else "error")

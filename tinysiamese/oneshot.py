@@ -10,7 +10,8 @@ a model answers with the support it scores most similar. Three sources of trials
 * :func:`tinysiamese.mnist.mnist_trials` - 10-way trials on MNIST digits.
 
 :func:`evaluate` takes a ``score(x1, x2)`` function, so the siamese net and the baselines
-of :mod:`tinysiamese.baselines` are measured by the same code.
+of :mod:`tinysiamese.baselines` are measured by the same code; :func:`with_views` turns any
+such function into the mean over turned and mirrored copies of each pair.
 """
 from __future__ import annotations
 
@@ -240,6 +241,55 @@ def load_lake_runs(path: str | os.PathLike, size: int = NATIVE_SIZE) -> Trials:
 
 # --------------------------------------------------------------------------------------
 # The evaluator
+
+
+VIEW_COUNTS = (1, 2, 4, 8)
+
+
+def pair_views(views: int) -> list[tuple[int, bool]]:
+    """The copies of a pair that ``views`` looks at: [(quarter turns, mirrored)].
+
+    1: the pair as drawn (the paper); 2: as drawn and mirrored; 4: its four quarter turns;
+    8: the four turns of the pair and of its mirror image.
+    """
+    if views not in VIEW_COUNTS:
+        raise ValueError(f"views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views}")
+    turns = range(4) if views >= 4 else range(1)
+    mirrors = (False, True) if views in (2, 8) else (False,)
+    return [(k, m) for m in mirrors for k in turns]
+
+
+def _view(x: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+    """x (M, 1, H, H), mirrored left to right, then turned ``turns`` quarter turns."""
+    if mirrored:
+        x = x[..., ::-1]
+    return np.ascontiguousarray(np.rot90(x, turns, axes=(-2, -1)))
+
+
+def with_views(score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+               views: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``score`` averaged over ``views`` copies of each pair (see :func:`pair_views`).
+
+    Both images of a pair are turned (or mirrored) alike, which keeps a same pair same and
+    a different pair different, so every copy asks the model the same question in another
+    pose. For a net trained on turned characters as new classes, each pose is a view it
+    has learnt to judge, and the mean over them is an ensemble that costs no training.
+    x1, x2: (M, 1, H, H) -> (M,) float64, the mean of ``score`` over the copies.
+    """
+    copies = pair_views(views)
+    if views == 1:
+        return score
+
+    def averaged(x1, x2):
+        if x1.shape[-1] != x1.shape[-2]:
+            raise ValueError(f"turned views need square images, not {x1.shape[-2]}x{x1.shape[-1]}")
+        total = np.zeros(x1.shape[0])
+        for turns, mirrored in copies:
+            total += np.asarray(score(_view(x1, turns, mirrored), _view(x2, turns, mirrored)),
+                                dtype=np.float64).reshape(-1)
+        return total / len(copies)
+
+    return averaged
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
