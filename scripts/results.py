@@ -9,6 +9,8 @@ Rows (every number measured here, in this run):
     and the two baselines (1-NN on pixels, modified Hausdorff) on the same trials;
   * how much that one draw of 400 trials can move: the model on 20 draws (seeds 0-19),
     their mean, standard deviation and range;
+  * with --views N (N > 1): the same two rows with each pair scored as the mean over N
+    turned or mirrored copies (``oneshot.with_views``, ``tinysiamese eval --views N``);
   * MNIST 10-way one-shot (400 trials, seed 0), the model and 1-NN;
   * verification accuracy on 10,000 held-out pairs of the test alphabets' drawers 17-20
     (half same, half different, no distortion, threshold p = 0.5);
@@ -54,10 +56,16 @@ def verification_accuracy(model, subset, n_pairs=10_000, seed=0):
     return right / seen, seen
 
 
-def spread_over_draws(model, test, draws=20):
-    """The model on ``draws`` draws of the 400 test trials (seeds 0, 1, ...) -> accuracies."""
-    return [oneshot.evaluate(model_score(model), oneshot.within_alphabet_trials(
+def spread_over_draws(score, test, draws=20):
+    """``score`` on ``draws`` draws of the 400 test trials (seeds 0, 1, ...) -> accuracies."""
+    return [oneshot.evaluate(score, oneshot.within_alphabet_trials(
         test, n_way=20, n_trials=400, seed=seed)).accuracy for seed in range(draws)]
+
+
+def spread_row(what, draws):
+    return (f"| {what} on {len(draws)} draws of 400 test trials (seeds 0-{len(draws) - 1}): "
+            f"mean, standard deviation, range | {100 * np.mean(draws):.1f}%, sd "
+            f"{100 * np.std(draws, ddof=1):.1f}, {100 * min(draws):.1f}-{100 * max(draws):.1f}% | - |")
 
 
 def main(argv=None):
@@ -66,6 +74,8 @@ def main(argv=None):
     ap.add_argument("--mnist", help="folder with MNIST t10k IDX files")
     ap.add_argument("--checkpoint", default=None, help="default: the shipped model")
     ap.add_argument("--run", default=None, help="run folder whose metrics give time and speed")
+    ap.add_argument("--views", type=int, default=1, choices=oneshot.VIEW_COUNTS,
+                    help="also score the test trials with N views of each pair")
     ap.add_argument("--out", default=None, help="also write the Markdown here")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = ap.parse_args(argv)
@@ -78,7 +88,11 @@ def main(argv=None):
     test = load_paper_split(args.data, "test", size)
     trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
     res = {"model": oneshot.evaluate(model_score(model), trials)}
-    draws = spread_over_draws(model, test)
+    draws = spread_over_draws(model_score(model), test)
+    if args.views > 1:
+        viewed = oneshot.with_views(model_score(model), args.views)
+        res["model_views"] = oneshot.evaluate(viewed, trials)
+        draws_views = spread_over_draws(viewed, test)
     trials105 = oneshot.within_alphabet_trials(load_paper_split(args.data, "test", 105),
                                                n_way=20, n_trials=400, seed=0)
     res["nn"] = oneshot.evaluate(baselines.nn_score, trials105)
@@ -106,7 +120,9 @@ def main(argv=None):
     if args.json:
         out = {k: v.to_dict() for k, v in res.items()}
         out.update(verification=ver, verification_pairs=n_ver, run=run, checkpoint=str(path),
-                   test_draws=draws)
+                   test_draws=draws, views=args.views)
+        if args.views > 1:
+            out["test_draws_views"] = draws_views
         print(json.dumps(out))
         return
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
@@ -121,7 +137,12 @@ def main(argv=None):
         f"| Omniglot 20-way within-alphabet one-shot, 400 test trials: siamese net | {pct(res['model'])} | 92.0% (conv. siamese net, full size) |",
         f"| same trials: 1-NN on pixels (105x105) | {pct(res['nn'])} | 21.7% |",
         f"| same trials: modified Hausdorff distance (105x105) | {pct(res['hausdorff'])} | 61.2% (on Lake's 20 runs, his demo) |",
-        f"| the siamese net on {len(draws)} draws of 400 test trials (seeds 0-{len(draws) - 1}): mean, standard deviation, range | {100 * np.mean(draws):.1f}%, sd {100 * np.std(draws, ddof=1):.1f}, {100 * min(draws):.1f}-{100 * max(draws):.1f}% | - |",
+        spread_row("the siamese net", draws),
+    ]
+    if args.views > 1:
+        lines += [f"| same trials: siamese net, each pair scored as the mean of {args.views} views (`--views {args.views}`) | {pct(res['model_views'])} | - |",
+                  spread_row(f"the siamese net with {args.views} views", draws_views)]
+    lines += [
         "| humans / Hierarchical Bayesian Program Learning | not measured | 95.5% / 95.2% |",
     ]
     if args.mnist:
