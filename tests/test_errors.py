@@ -21,7 +21,7 @@ from PIL import Image
 
 from tinysiamese import download as dl
 from tinysiamese.backend import get_backend
-from tinysiamese.checkpoint import load_checkpoint, save_checkpoint
+from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from tinysiamese.images import load_user_image
 from tinysiamese.model import SiameseNet, preset_config
 from cli_helpers import assert_one_line_error, run
@@ -390,6 +390,19 @@ def test_good_checkpoint_still_works(tiny_ckpt, pngs):
     result = run("verify", tiny_ckpt, pngs / "char1.png", pngs / "char2.png")
     assert result.exit_code == 0, result.output
     assert "probability that char1.png and char2.png" in result.output
+
+
+def test_verify_with_views_is_the_sigmoid_of_the_mean_logit(tiny_ckpt, pngs):
+    model = model_from_checkpoint(load_checkpoint(tiny_ckpt), get_backend())
+    a, b = (load_user_image(pngs / f"char{i}.png", 28)[None, None] for i in (1, 2))
+    logits = [model.forward_logits(np.rot90(a[..., ::-1] if m else a, k, axes=(2, 3)).copy(),
+                                   np.rot90(b[..., ::-1] if m else b, k, axes=(2, 3)).copy())[0]
+              for k in range(4) for m in (False, True)]
+    for views, wanted in ((1, logits[0]), (8, np.mean(logits))):
+        result = run("verify", tiny_ckpt, pngs / "char1.png", pngs / "char2.png", "--views", views)
+        assert result.exit_code == 0, result.output
+        assert float(result.output.split()[0]) == pytest.approx(1 / (1 + np.exp(-wanted)), abs=1e-4)
+        assert ("mean of 8 views" in result.output) == (views == 8)
 
 
 def test_checkpoint_files_get_the_usual_mode(tmp_path):

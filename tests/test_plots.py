@@ -334,6 +334,9 @@ def test_show_trial_draws_the_trial_it_reports(fake_run, tmp_path):
     again = run(*args[:-1], tmp_path / "again.png")
     assert (pixels(tmp_path / "again.png") == a).all(), "the same seed drew another picture"
     assert again.output.splitlines()[-1] == verdict
+    viewed = run(*args[:-1], tmp_path / "views.png", "--views", 8)
+    assert viewed.exit_code == 0, viewed.output
+    assert viewed.output.splitlines()[-1] != verdict, "8 views gave the very same P(same)"
 
 
 def test_plot_reads_what_train_writes(fake_run, tmp_path):

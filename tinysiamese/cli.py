@@ -28,6 +28,14 @@ DATA_HELP = ("Folder holding the Omniglot archives "
              "[default: $TINYSIAMESE_DATA or ~/.cache/tinysiamese/omniglot].")
 
 
+def views_option(scored: str):
+    """The --views option (an int in oneshot.VIEW_COUNTS) of a command that scores ``scored``."""
+    return click.option(
+        "--views", type=click.Choice([str(v) for v in oneshot.VIEW_COUNTS]), default="1",
+        show_default=True, callback=lambda ctx, param, value: int(value),
+        help=f"Score {scored} as the mean over copies of it, both images turned or mirrored "
+             "alike: 2 mirrored, 4 its quarter turns, 8 both; 1 is the paper's single look.")
+
 
 @contextmanager
 def _errors():
@@ -207,11 +215,7 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 @click.option("--skip-bad-images", is_flag=True,
               help="Leave out unreadable Omniglot images (and their characters) instead of "
                    "stopping; how many were left out is reported.")
-@click.option("--views", type=click.Choice([str(v) for v in oneshot.VIEW_COUNTS]), default="1",
-              show_default=True,
-              help="Score each pair as the mean over copies of it, both images turned or "
-                   "mirrored alike: 2 mirrored, 4 its quarter turns, 8 both; 1 is the paper's "
-                   "single look.")
+@views_option("each pair")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways, n_trials, seed,
                  size, backend_name, cache_dir, skip_bad_images, views, as_json):
@@ -243,7 +247,6 @@ def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways,
                                    "leave out --size")
         score, scorer = train_mod.model_score(model), f"model {path}"
         size = model.cfg["image_size"]
-    views = int(views)
     if views > 1:
         score, scorer = oneshot.with_views(score, views), f"{scorer}, mean of {views} views"
     with _errors():
@@ -474,7 +477,8 @@ def _model(checkpoint, backend_name):
 @main.command("verify", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy", show_default=True)
-def verify_command(files, backend_name):
+@views_option("the pair")
+def verify_command(files, backend_name, views):
     """The probability that two images show the same character: [CHECKPOINT] IMAGE_A IMAGE_B.
 
     Any PNG or JPEG works: colour and transparency are flattened, dark-on-light drawings
@@ -484,6 +488,7 @@ def verify_command(files, backend_name):
     \b
     Examples:
       tinysiamese verify a.png b.png
+      tinysiamese verify a.png b.png --views 8
       tinysiamese verify runs/my-run/best.npz a.png b.png
     """
     if len(files) not in (2, 3):
@@ -495,10 +500,11 @@ def verify_command(files, backend_name):
         a, b = (load_user_image(f, size) for f in (image_a, image_b))
     except ImageError as exc:
         raise click.UsageError(str(exc)) from None
-    x1, x2 = (model.backend.asarray(im[None, None]) for im in (a, b))
-    p = float(model.backend.to_numpy(model.forward(x1, x2))[0])
+    logit = oneshot.with_views(train_mod.model_score(model), views)(a[None, None], b[None, None])[0]
+    p = 0.5 * (1 + np.tanh(logit / 2))  # the sigmoid, without overflow
+    seen = f", mean of {views} views" if views > 1 else ""
     click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
-               f"({'same' if p >= 0.5 else 'different'}; model {path.name})")
+               f"({'same' if p >= 0.5 else 'different'}; model {path.name}{seen})")
 
 
 # --------------------------------------------------------------------------------------
@@ -594,7 +600,8 @@ def plot_command(run_dir, out):
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Cache of decoded Omniglot arrays [default: $TINYSIAMESE_CACHE or "
                    "~/.cache/tinysiamese/arrays].")
-def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, cache_dir):
+@views_option("each pair")
+def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, cache_dir, views):
     """Draw one 20-way within-alphabet trial as the model answers it, and say if it is right.
 
     The picture shows the test character, the 20 candidates of its alphabet with the
@@ -618,7 +625,7 @@ def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, ca
     k = int(np.random.default_rng([seed, 1]).integers(trials.n_trials))   # which test of the set
     test, support, answer = trials.test[k], trials.support[k], int(trials.answer[k])
     x1 = np.repeat(test[None, None], n_way, axis=0)                       # (N, 1, H, W)
-    logits = train_mod.model_score(model)(x1, support[:, None])            # (N,)
+    logits = oneshot.with_views(train_mod.model_score(model), views)(x1, support[:, None])  # (N,)
     if not np.isfinite(logits).all():
         raise click.ClickException(f"the model in {path} gives non-finite scores (diverged?)")
     p = 0.5 * (1 + np.tanh(logits / 2))  # the sigmoid, without overflow
@@ -626,7 +633,8 @@ def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, ca
     alphabet = trials.alphabet[k].replace("_", " ")
     image = plots.trial_image(test, support, p, answer, chosen, score_label="P(same)",
                               title=f"{alphabet}: a {n_way}-way within-alphabet trial (Omniglot "
-                                    f"{split} set, seed {seed}, model {_short(path)})")
+                                    f"{split} set, seed {seed}, model {_short(path)}"
+                                    f"{f', {views} views' if views > 1 else ''})")
     _save_picture(image, out)
     said = f"the model chose candidate {chosen + 1} of {n_way}, P(same) {p[chosen]:.3f}"
     if chosen == answer:
