@@ -32,6 +32,37 @@ def test_pairs_within_by_a_plain_loop():
     assert weight.sum() == pytest.approx(1.0)
 
 
+def test_pairs_within_splits_the_different_share_by_alphabet():
+    labels = np.array([0, 0, 1, 1, 2, 2])       # three characters, two drawings each
+    alphabets = np.array([0, 0, 0, 0, 1, 1])    # characters 0 and 1 share an alphabet
+    first, second, same, weight = pairs_within(labels, 0.5, alphabets, hard_weight=0.7)
+    for i, j, w in zip(first, second, weight):
+        if labels[i] == labels[j]:
+            assert w == pytest.approx(0.5 / 3)          # 3 same pairs share 0.5
+        elif alphabets[i] == alphabets[j]:
+            assert w == pytest.approx(0.5 * 0.7 / 4)    # 4 within alphabet 0 share 0.35
+        else:
+            assert w == pytest.approx(0.5 * 0.3 / 8)    # 8 across alphabets share 0.15
+    assert weight.sum() == pytest.approx(1.0)
+    # without hard_weight every different pair weighs the same, whatever the alphabets
+    plain = pairs_within(labels, 0.5)[3]
+    np.testing.assert_array_equal(pairs_within(labels, 0.5, alphabets)[3], plain)
+    with pytest.raises(ValueError, match="within one alphabet and across alphabets"):
+        pairs_within(labels, 0.5, np.zeros(6), hard_weight=0.7)
+
+
+def test_the_loader_gives_hard_weight_to_its_within_alphabet_pairs():
+    subset = fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4)
+    loader = _loader(subset, alphabets=2, characters=3, drawers=2, hard_weight=0.6)
+    char = loader._plan(0).char[0]  # (B,) the character of each image of batch 0
+    first, second, same, weight = loader.pairs
+    alphabet = subset.alphabet_of[char]
+    hard = (same == 0) & (alphabet[first] == alphabet[second])
+    assert hard.sum() == 2 * 3 * 2 * 2  # 2 alphabets x 3 character pairs x 2 x 2 drawings
+    assert weight[hard].sum() == pytest.approx(0.5 * 0.6)
+    assert weight[(same == 0) & ~hard].sum() == pytest.approx(0.5 * 0.4)
+
+
 @pytest.mark.parametrize("labels", [[1, 2, 3], [4, 4, 4]])
 def test_pairs_within_needs_both_kinds(labels):
     with pytest.raises(ValueError, match="both same and different pairs"):
@@ -100,6 +131,7 @@ def test_every_image_is_distorted():
     (dict(drawers=5), "group drawers must be 2 to 4"),
     (dict(batches_per_epoch=0), "batches_per_epoch must be 1 or more"),
     (dict(same_weight=1.0), "same_weight must lie strictly between 0 and 1"),
+    (dict(hard_weight=0.0), "hard_weight must lie strictly between 0 and 1"),
 ])
 def test_bad_settings_say_what_is_wrong(kwargs, message):
     with pytest.raises(ValueError, match=message):

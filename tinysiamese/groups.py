@@ -30,7 +30,7 @@ from .pairs import EpochBatches
 _STREAM_GROUPS = 4  # a random stream of its own (pairs.py uses 1 to 3)
 
 
-def pairs_within(labels, same_weight: float = 0.5):
+def pairs_within(labels, same_weight: float = 0.5, alphabets=None, hard_weight=None):
     """Every pair (i < j) of a batch's images, labelled and weighted.
 
     labels: (B,) the character of each image ->
@@ -38,6 +38,11 @@ def pairs_within(labels, same_weight: float = 0.5):
       same:          (P,) float32, 1 where both images show one character
       weight:        (P,) float32, summing to 1: ``same_weight`` shared equally by the same
                      pairs, the rest by the different ones
+    With ``alphabets`` ((B,) the alphabet of each image) and ``hard_weight``, the different
+    pairs' share is split: ``hard_weight`` of it goes to the different pairs within one
+    alphabet (the within-alphabet test's kind), the rest to the others, equally within each.
+    Without them every different pair weighs the same (in a 4 x 4 x 4 batch the 384 within
+    one alphabet then hold 384 / 1,920 = 0.2 of the different pairs' share).
     """
     labels = np.asarray(labels)
     first, second = np.triu_indices(len(labels), k=1)
@@ -47,6 +52,15 @@ def pairs_within(labels, same_weight: float = 0.5):
         raise ValueError("a group batch needs both same and different pairs: at least two "
                          "drawings of a character and at least two characters")
     weight = np.where(same, same_weight / n_same, (1.0 - same_weight) / (len(same) - n_same))
+    if hard_weight is not None:
+        alphabets = np.asarray(alphabets)
+        hard = ~same & (alphabets[first] == alphabets[second])
+        easy = ~same & ~hard
+        if not hard.any() or not easy.any():
+            raise ValueError("hard_weight needs different pairs both within one alphabet and "
+                             "across alphabets: at least two alphabets of two characters each")
+        weight = np.where(hard, (1.0 - same_weight) * hard_weight / hard.sum(), weight)
+        weight = np.where(easy, (1.0 - same_weight) * (1.0 - hard_weight) / easy.sum(), weight)
     return first, second, same.astype(np.float32), weight.astype(np.float32)
 
 
@@ -91,7 +105,7 @@ class GroupLoader(EpochBatches):
 
     def __init__(self, subset, backend, *, alphabets: int = 4, characters: int = 4,
                  drawers: int = 4, batches_per_epoch: int = 720, same_weight: float = 0.5,
-                 seed: int = 0, prefetch: int = 2):
+                 hard_weight: float | None = None, seed: int = 0, prefetch: int = 2):
         images = subset.images
         n_drawers = images.shape[1] if images.ndim == 4 else 0
         counts = np.bincount(subset.alphabet_of)
@@ -112,6 +126,8 @@ class GroupLoader(EpochBatches):
             raise ValueError(f"batches_per_epoch must be 1 or more, not {batches_per_epoch}")
         if not 0.0 < same_weight < 1.0:
             raise ValueError(f"same_weight must lie strictly between 0 and 1, not {same_weight}")
+        if hard_weight is not None and not 0.0 < hard_weight < 1.0:
+            raise ValueError(f"hard_weight must lie strictly between 0 and 1, not {hard_weight}")
         if seed < 0:
             raise ValueError(f"seed must be 0 or more, not {seed}")
         if prefetch < 0:
@@ -126,7 +142,7 @@ class GroupLoader(EpochBatches):
         self._count = counts
         self._start = np.cumsum(counts) - counts
         layout = np.repeat(np.arange(alphabets * characters), drawers)  # which character slot
-        self.pairs = pairs_within(layout, same_weight)
+        self.pairs = pairs_within(layout, same_weight, layout // characters, hard_weight)
         self.pairs_per_batch = len(self.pairs[0])
 
     def __len__(self) -> int:

@@ -153,10 +153,10 @@ def check_loader(cfg: dict) -> str:
     group = cfg.get("group", {})
     if not isinstance(group, dict):
         raise ValueError(f"group must be a JSON object such as {{\"alphabets\": 4}}, not {group!r}")
-    unknown = set(group) - {"alphabets", "characters", "drawers", "same_weight"}
+    unknown = set(group) - {"alphabets", "characters", "drawers", "same_weight", "hard_weight"}
     if unknown:
         raise ValueError(f"group has unknown keys {sorted(unknown)}: it takes alphabets, "
-                         "characters, drawers and same_weight")
+                         "characters, drawers, same_weight and hard_weight")
     if kind == "groups" and cfg.get("distortions", 0):
         raise ValueError("distortions = k (k distorted copies of each pair) is the pairs "
                          "loader's scheme; group batches distort every image afresh: leave "
