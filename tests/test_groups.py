@@ -49,6 +49,8 @@ def test_pairs_within_splits_the_different_share_by_alphabet():
     np.testing.assert_array_equal(pairs_within(labels, 0.5, alphabets)[3], plain)
     with pytest.raises(ValueError, match="within one alphabet and across alphabets"):
         pairs_within(labels, 0.5, np.zeros(6), hard_weight=0.7)
+    with pytest.raises(ValueError, match="the alphabet of each image"):
+        pairs_within(labels, 0.5, hard_weight=0.7)
 
 
 def test_the_loader_gives_hard_weight_to_its_within_alphabet_pairs():

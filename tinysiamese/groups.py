@@ -53,6 +53,8 @@ def pairs_within(labels, same_weight: float = 0.5, alphabets=None, hard_weight=N
                          "drawings of a character and at least two characters")
     weight = np.where(same, same_weight / n_same, (1.0 - same_weight) / (len(same) - n_same))
     if hard_weight is not None:
+        if alphabets is None:
+            raise ValueError("hard_weight needs the alphabet of each image (alphabets)")
         alphabets = np.asarray(alphabets)
         hard = ~same & (alphabets[first] == alphabets[second])
         easy = ~same & ~hard
