@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__, baselines, download as dl, gradcheck, mnist, omniglot, oneshot, plots
+from . import __version__, baselines, download as dl, gradcheck, mnist, omniglot, oneshot, ops, plots
 from . import train as train_mod
 from .backend import BACKEND_NAMES, BackendUnavailableError, get_backend
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
@@ -500,8 +500,8 @@ def verify_command(files, backend_name, views):
         a, b = (load_user_image(f, size) for f in (image_a, image_b))
     except ImageError as exc:
         raise click.UsageError(str(exc)) from None
-    logit = oneshot.with_views(train_mod.model_score(model), views)(a[None, None], b[None, None])[0]
-    p = 0.5 * (1 + np.tanh(logit / 2))  # the sigmoid, without overflow
+    logit = oneshot.with_views(train_mod.model_score(model), views)(a[None, None], b[None, None])
+    p = float(ops.sigmoid(np, logit)[0])
     seen = f", mean of {views} views" if views > 1 else ""
     click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
                f"({'same' if p >= 0.5 else 'different'}; model {path.name}{seen})")
@@ -628,7 +628,7 @@ def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, ca
     logits = oneshot.with_views(train_mod.model_score(model), views)(x1, support[:, None])  # (N,)
     if not np.isfinite(logits).all():
         raise click.ClickException(f"the model in {path} gives non-finite scores (diverged?)")
-    p = 0.5 * (1 + np.tanh(logits / 2))  # the sigmoid, without overflow
+    p = ops.sigmoid(np, logits)
     chosen = int(np.argmax(logits))  # ties go to the first, as in `tinysiamese eval`
     alphabet = trials.alphabet[k].replace("_", " ")
     image = plots.trial_image(test, support, p, answer, chosen, score_label="P(same)",
