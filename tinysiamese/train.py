@@ -158,8 +158,9 @@ def check_loader(cfg: dict) -> str:
         raise ValueError(f"group has unknown keys {sorted(unknown)}: it takes alphabets, "
                          "characters, drawers, same_weight and hard_weight")
     for key in ("same_weight", "hard_weight"):
-        share = group.get(key, 0.5)
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        share = group.get(key)
+        if key in group and (isinstance(share, bool) or not isinstance(share, (int, float))
+                             or not 0 < share < 1):
             raise ValueError(f"group {key} must lie strictly between 0 and 1, not {share!r}")
     if kind == "groups" and cfg.get("distortions", 0):
         raise ValueError("distortions = k (k distorted copies of each pair) is the pairs "
