@@ -4,7 +4,10 @@
 # 30,000 pairs per epoch (x9 with the copies), per-layer momentum SGD, early stopping on
 # 320 validation one-shot trials with a patience of 20 epochs, at most 200 epochs.
 #
-#   scripts/reproduce_koch.sh [DATA_DIR] [RUN_DIR]        (needs an NVIDIA GPU and CuPy)
+#   scripts/reproduce_koch.sh [DATA_DIR] [RUN_DIR] [TRAIN_OPTIONS...]   (needs an NVIDIA GPU and CuPy)
+#
+# TRAIN_OPTIONS go on to `tinysiamese train` after the paper's settings, e.g. a shorter run:
+#   scripts/reproduce_koch.sh DATA runs/koch --config budget.json   # {"time_budget_minutes": 7}
 #
 # Expected time, measured: on one NVIDIA H200 (2026-11-29, scripts/gpu_check.sh) the koch
 # step at minibatch 128 trains 1,513 pairs/s, so one epoch of 270,000 pairs takes ~3 min
@@ -17,8 +20,9 @@
 set -euo pipefail
 data=${1:-${TINYSIAMESE_DATA:-$HOME/.cache/tinysiamese/omniglot}}
 run=${2:-runs/koch-$(date +%Y%m%d-%H%M%S)}
+shift $(( $# < 2 ? $# : 2 ))
 if [ -f "$run/last.npz" ]; then
-  exec tinysiamese train --resume "$run" --backend cupy --epochs 200
+  exec tinysiamese train --resume "$run" --backend cupy --epochs 200 "$@"
 fi
 exec tinysiamese train --data "$data" --preset koch --backend cupy \
-  --epochs 200 --pairs-per-epoch 30000 --distortions 8 --batch-size 128 --out "$run"
+  --epochs 200 --pairs-per-epoch 30000 --distortions 8 --batch-size 128 --out "$run" "$@"
