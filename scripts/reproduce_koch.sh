@@ -22,7 +22,7 @@ data=${1:-${TINYSIAMESE_DATA:-$HOME/.cache/tinysiamese/omniglot}}
 run=${2:-runs/koch-$(date +%Y%m%d-%H%M%S)}
 shift $(( $# < 2 ? $# : 2 ))
 if [ -f "$run/last.npz" ]; then
-  exec tinysiamese train --resume "$run" --backend cupy --epochs 200 "$@"
+  exec tinysiamese train --resume "$run" --data "$data" --backend cupy --epochs 200 "$@"
 fi
 exec tinysiamese train --data "$data" --preset koch --backend cupy \
   --epochs 200 --pairs-per-epoch 30000 --distortions 8 --batch-size 128 --out "$run" "$@"

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import time
 import urllib.request
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,7 +161,9 @@ def test_ctrl_c_finishes_the_step_saves_and_resume_goes_on(paper20, tmp_path):
     assert proc.returncode == 130, output
     assert "Traceback" not in output, output
     [line] = [s for s in output.splitlines() if s.startswith("interrupted")]
-    assert f"saved {out / 'last.npz'}. Resume with: tinysiamese train --resume {out}" in line
+    # the command names the data folder too: a run folder keeps its settings, not its data
+    assert line.endswith(f"saved {out / 'last.npz'}. Resume with: "
+                         f"tinysiamese train --resume {out} --data {paper20}"), line
     batch = int(line.split("after batch ")[1].split(";")[0])
     meta = load_checkpoint(out / "last.npz").meta
     assert (meta["epoch"], meta["batch"]) == (0, batch) and batch > 0
@@ -170,6 +174,12 @@ def test_ctrl_c_finishes_the_step_saves_and_resume_goes_on(paper20, tmp_path):
     assert again.stopped == "interrupted"
     meta = load_checkpoint(out / "last.npz").meta
     assert (meta["epoch"], meta["batch"]) == (0, batch + 2)
+
+
+def test_the_resume_command_survives_spaces_in_paths():
+    command = train_mod.resume_command(Path("my runs/koch 1"), Path("/data/omni glot"))
+    assert shlex.split(command) == ["tinysiamese", "train", "--resume", "my runs/koch 1",
+                                    "--data", "/data/omni glot"]
 
 
 def test_resume_with_another_preset_or_settings_is_refused(run_dir, paper20):
@@ -446,7 +456,8 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(run_dir, paper20
     monkeypatch.setattr(np, "savez", full_disk)
     result = run("train", "--resume", run_dir, "--data", paper20, "--epochs", 2)
     assert_one_line_error(result, 1, f"cannot write {run_dir}/", ".npz (No space left on device)",
-                          "kept intact", f"resume with: tinysiamese train --resume {run_dir}")
+                          "kept intact",
+                          f"resume with: tinysiamese train --resume {run_dir} --data {paper20}")
     after = files_of(run_dir)
     for name in ("best.npz", "last.npz"):
         assert after[name] == before[name], f"{name} changed"

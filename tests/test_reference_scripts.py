@@ -101,5 +101,5 @@ def test_reproduce_koch_resumes_a_run_with_a_last_checkpoint(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "last.npz").write_bytes(b"")
     argv = _reproduce_koch_argv(tmp_path, "DATA", tmp_path / "run")
-    assert argv == ["train", "--resume", str(tmp_path / "run"), "--backend", "cupy",
-                    "--epochs", "200"]
+    assert argv == ["train", "--resume", str(tmp_path / "run"), "--data", "DATA",
+                    "--backend", "cupy", "--epochs", "200"]

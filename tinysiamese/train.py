@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import signal
 import sys
 import time
@@ -209,10 +210,17 @@ def check_writable(out_dir: Path) -> None:
                             "choose another with --out") from None
 
 
-def _write_error(path: Path, out_dir: Path, exc: OSError) -> TrainingError:
+def resume_command(out_dir, data_root) -> str:
+    """The command line that continues a run: the run folder keeps its settings, not where
+    its data lives, so the data folder is part of the command."""
+    return (f"tinysiamese train --resume {shlex.quote(str(out_dir))} "
+            f"--data {shlex.quote(str(data_root))}")
+
+
+def _write_error(path: Path, out_dir: Path, exc: OSError, data_root) -> TrainingError:
     """A failed write (a full disk, a lost mount) -> one line: what is kept, what to do."""
     last = out_dir / "last.npz"
-    then = (f"resume with: tinysiamese train --resume {out_dir}" if last.is_file()
+    then = (f"resume with: {resume_command(out_dir, data_root)}" if last.is_file()
             else "start the run again")
     return TrainingError(f"cannot write {path} ({exc.strerror or exc}); the checkpoints already "
                          f"in {out_dir} are kept intact. Free some space, then {then}")
@@ -339,7 +347,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
         atomic_write(out_dir / "config.json",
                      lambda f: f.write(json.dumps({**cfg, "seed": seed}, indent=2).encode()))
     except OSError as exc:
-        raise _write_error(out_dir / "config.json", out_dir, exc) from None
+        raise _write_error(out_dir / "config.json", out_dir, exc, data_root) from None
 
     size = cfg["image_size"]
     log(f"loading Omniglot at {size}x{size} ...")
@@ -388,7 +396,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                             meta, _host(opt.velocities, backend), averages=averages)
         except OSError as exc:  # atomic: the previous file is still there, whole
             loader.close()
-            raise _write_error(out_dir / name, out_dir, exc) from None
+            raise _write_error(out_dir / name, out_dir, exc, data_root) from None
 
     run_start = time.perf_counter()
     # A diverging loss is caught and reported below in one line; NumPy's overflow warnings
@@ -434,7 +442,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                 save("last.npz", epoch, n_batches, {"loss_sum": float(loss_sum),
                                                     "right_sum": float(right_sum), "seen": seen})
                 log(f"interrupted in epoch {epoch + 1} after batch {n_batches}; saved "
-                    f"{out_dir / 'last.npz'}. Resume with: tinysiamese train --resume {out_dir}")
+                    f"{out_dir / 'last.npz'}. Resume with: {resume_command(out_dir, data_root)}")
                 break
             start_batch, partial = 0, {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0}
             seconds = time.perf_counter() - t0
@@ -459,7 +467,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                     f.write(json.dumps(record) + "\n")
             except OSError as exc:
                 loader.close()
-                raise _write_error(metrics_path, out_dir, exc) from None
+                raise _write_error(metrics_path, out_dir, exc, data_root) from None
             log(f"epoch {epoch + 1:3d}  loss {train_loss:.4f}  train acc {record['train_accuracy']:.3f}  "
                 f"val 20-way {val.accuracy:.3f}{' *' if improved else '  '}  "
                 f"{record['pairs_per_s']:.0f} pairs/s ({record['images_per_s']:.0f} images/s)  "
@@ -490,7 +498,7 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
                 {"best_epoch": best_epoch, "best_val_accuracy": best_acc, "test": test,
                  "stopped": stopped}, indent=2).encode()))
         except OSError as exc:
-            raise _write_error(out_dir / "summary.json", out_dir, exc) from None
+            raise _write_error(out_dir / "summary.json", out_dir, exc, data_root) from None
     return TrainResult(out_dir, best_epoch, best_acc, test, stopped)
 
 
