@@ -74,6 +74,40 @@ def test_drawn_parameters_respect_the_paper_ranges():
     assert np.abs(small["shift_x"]).max() <= 2 / 3 and np.abs(small["shift_x"]).max() > 0.6
 
 
+def test_p_and_strength_set_how_often_and_how_far():
+    identity = {"theta_deg": 0, "shear_x": 0, "shear_y": 0, "scale_x": 1, "scale_y": 1,
+                "shift_x": 0, "shift_y": 0}
+    # strength 1.5 stretches each range about its identity value by half again
+    ranges = {"theta_deg": (-15, 15), "shear_x": (-0.45, 0.45), "shear_y": (-0.45, 0.45),
+              "scale_x": (0.7, 1.3), "scale_y": (0.7, 1.3), "shift_x": (-3, 3), "shift_y": (-3, 3)}
+    always = distort.draw_distortions(np.random.default_rng(1), 20_000, size=105, p=1.0,
+                                      strength=1.5)
+    for name, (low, high) in ranges.items():
+        assert (always[name] != identity[name]).all(), f"{name} left out with p = 1"
+        margin = 0.05 * (high - low)
+        assert low <= always[name].min() < low + margin, name
+        assert high - margin < always[name].max() <= high, name
+    never = distort.draw_distortions(np.random.default_rng(1), 100, size=105, p=0.0, strength=2)
+    for name, value in identity.items():
+        assert (never[name] == value).all(), f"{name} applied with p = 0"
+    # the defaults are the paper's, draw for draw
+    paper = distort.draw_distortions(np.random.default_rng(2), 50, size=105)
+    same = distort.draw_distortions(np.random.default_rng(2), 50, size=105, p=0.5, strength=1.0)
+    assert all(np.array_equal(paper[k], same[k]) for k in paper)
+
+
+@pytest.mark.parametrize("p, strength, message", [
+    (1.5, 1.0, r"distort p .* must lie in \[0, 1\], not 1.5"),
+    (True, 1.0, r"distort p .* not True"),
+    (0.5, 0.0, r"distort strength .* strictly between 0 and 5, not 0.0"),
+    (0.5, 5, r"distort strength .* not 5"),  # scales would reach 0
+    (0.5, "x", r"distort strength .* not 'x'"),
+])
+def test_bad_distortion_settings_say_what_is_wrong(p, strength, message):
+    with pytest.raises(ValueError, match=message):
+        distort.draw_distortions(np.random.default_rng(0), 4, p=p, strength=strength)
+
+
 def test_random_matrices_are_the_drawn_parameters():
     m = distort.random_affine_params(np.random.default_rng(5), 4, size=105)
     p = distort.draw_distortions(np.random.default_rng(5), 4, size=105)

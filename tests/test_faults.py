@@ -421,6 +421,9 @@ def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path
     ({**GROUPS, "distortions": 8}, "leave distortions at 0"),
     ({"optim": {"average": 1.5}}, "optim.average must be a number from 0 (off) up to below 1"),
     ({"mirror": "yes"}, "mirror must be true or false"),
+    ({"distort": {"prob": 1.0}}, "distort must be a JSON object with keys p and strength"),
+    ({**GROUPS, "distort": {"p": 1.5}}, "distort p (the chance of each component) must lie in [0, 1]"),
+    ({"distort": {"strength": 5}}, "distort strength (a factor on the paper's ranges) must lie strictly between 0 and 5"),
 ])
 def test_bad_loader_settings_fail_before_anything_is_written(settings, message, paper20,
                                                               tmp_path):

@@ -125,6 +125,21 @@ def test_every_image_is_distorted():
     assert np.mean(moved) > 0.8, "group batches must carry the paper's distortions"
 
 
+def test_distortion_settings_reach_the_images():
+    plain = _loader(distort_p=0.0)
+    x = _epoch(plain)[0][0][:, 0]
+    plan = plain._plan(0)
+    undistorted = plain.subset.images[plan.char[0], plan.drawer[0]] / 255.0
+    np.testing.assert_allclose(x, undistorted, rtol=1e-6, atol=1e-7)  # p = 0: the identity
+    # the same draw of characters and drawers, distorted further with a larger strength
+    mild, strong = _loader(distort_p=1.0), _loader(distort_p=1.0, distort_strength=2.0)
+    assert np.array_equal(mild._plan(0).char, strong._plan(0).char)
+    def moved(loader):
+        x = _epoch(loader)[0][0][:, 0]
+        return np.abs(x - undistorted).mean()
+    assert moved(strong) > 1.2 * moved(mild)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(alphabets=4), "group alphabets must be 1 to 3"),
     (dict(characters=4), "group characters must be 1 to 3"),
@@ -134,6 +149,7 @@ def test_every_image_is_distorted():
     (dict(batches_per_epoch=0), "batches_per_epoch must be 1 or more"),
     (dict(same_weight=1.0), "same_weight must lie strictly between 0 and 1"),
     (dict(hard_weight=0.0), "hard_weight must lie strictly between 0 and 1"),
+    (dict(distort_p=-0.1), r"distort p .* must lie in \[0, 1\]"),
 ])
 def test_bad_settings_say_what_is_wrong(kwargs, message):
     with pytest.raises(ValueError, match=message):

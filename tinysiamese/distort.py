@@ -62,16 +62,35 @@ def affine_matrix(theta: float = 0.0, shear=(0.0, 0.0), scale=(1.0, 1.0), shift=
     return _inverse_matrices(*params, size)[0]
 
 
+# strength stretches every range about its identity value; the scale range 1 +- 0.2 *
+# strength must stay above 0 (a zero scale has no inverse), so strength stays below 5.
+MAX_STRENGTH = 5.0
+
+
+def check_distortion(p, strength) -> None:
+    """ValueError unless 0 <= p <= 1 and 0 < strength < MAX_STRENGTH (5: scales stay > 0)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"distort p (the chance of each component) must lie in [0, 1], not {p!r}")
+    if (isinstance(strength, bool) or not isinstance(strength, (int, float))
+            or not 0.0 < strength < MAX_STRENGTH):
+        raise ValueError(f"distort strength (a factor on the paper's ranges) must lie strictly "
+                         f"between 0 and {MAX_STRENGTH:g}, not {strength!r}")
+
+
 def draw_distortions(rng: np.random.Generator, n: int, size: int = REFERENCE_SIZE,
-                     p: float = 0.5) -> dict[str, np.ndarray]:
+                     p: float = 0.5, strength: float = 1.0) -> dict[str, np.ndarray]:
     """Draw the seven parameters of ``n`` random distortions -> {name: (n,) float64}.
 
     Each component is included with probability ``p`` (else it is the identity value);
     the translation range is scaled by ``size / 105`` so a distortion means the same at
-    any resolution.
+    any resolution. ``strength`` multiplies every range about its identity value (1: the
+    paper's; 1.5: rotations to 15 degrees, scales 0.7-1.3, ...).
     """
+    check_distortion(p, strength)
+
     def component(low, high, identity):
         on = rng.random(n) < p
+        low, high = identity + strength * (low - identity), identity + strength * (high - identity)
         return np.where(on, rng.uniform(low, high, n), identity)
 
     max_shift = TRANSLATION * size / REFERENCE_SIZE
@@ -87,9 +106,9 @@ def draw_distortions(rng: np.random.Generator, n: int, size: int = REFERENCE_SIZ
 
 
 def random_affine_params(rng: np.random.Generator, n: int, size: int = REFERENCE_SIZE,
-                         p: float = 0.5) -> np.ndarray:
+                         p: float = 0.5, strength: float = 1.0) -> np.ndarray:
     """``n`` of the paper's random distortions -> (n, 2, 3) float64 inverse maps."""
-    return _inverse_matrices(**draw_distortions(rng, n, size, p), size=size)
+    return _inverse_matrices(**draw_distortions(rng, n, size, p, strength), size=size)
 
 
 def identity_params(n: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distort import apply_affine, random_affine_params
+from .distort import apply_affine, check_distortion, random_affine_params
 from .omniglot import as_float
 from .pairs import EpochBatches
 
@@ -103,11 +103,14 @@ class GroupLoader(EpochBatches):
     ``alphabet_of (n_chars,)``. Alphabets are drawn uniformly (without replacement within a
     batch), then characters and drawers uniformly without replacement, so every alphabet
     needs at least ``characters`` characters and every character ``drawers`` drawings.
+    ``distort_p`` and ``distort_strength``: each distortion component's chance and a factor
+    on its range (the paper's: 0.5 and 1; see :func:`tinysiamese.distort.draw_distortions`).
     """
 
     def __init__(self, subset, backend, *, alphabets: int = 4, characters: int = 4,
                  drawers: int = 4, batches_per_epoch: int = 720, same_weight: float = 0.5,
-                 hard_weight: float | None = None, seed: int = 0, prefetch: int = 2):
+                 hard_weight: float | None = None, distort_p: float = 0.5,
+                 distort_strength: float = 1.0, seed: int = 0, prefetch: int = 2):
         images = subset.images
         n_drawers = images.shape[1] if images.ndim == 4 else 0
         counts = np.bincount(subset.alphabet_of)
@@ -130,11 +133,13 @@ class GroupLoader(EpochBatches):
             raise ValueError(f"same_weight must lie strictly between 0 and 1, not {same_weight}")
         if hard_weight is not None and not 0.0 < hard_weight < 1.0:
             raise ValueError(f"hard_weight must lie strictly between 0 and 1, not {hard_weight}")
+        check_distortion(distort_p, distort_strength)
         if seed < 0:
             raise ValueError(f"seed must be 0 or more, not {seed}")
         if prefetch < 0:
             raise ValueError(f"prefetch must be 0 or more, not {prefetch}")
         self.subset, self.backend = subset, backend
+        self.distort_p, self.distort_strength = distort_p, distort_strength
         self.alphabets, self.characters, self.drawers = alphabets, characters, drawers
         self.batch_size = alphabets * characters * drawers  # images per batch
         self.batches_per_epoch = batches_per_epoch
@@ -163,7 +168,8 @@ class GroupLoader(EpochBatches):
         size = self.subset.images.shape[-1]
         return _Plan(char=np.repeat(char.reshape(n, A * C), D, axis=1),
                      drawer=drawer.reshape(n, A * C * D),
-                     warp=random_affine_params(rng, n * self.batch_size, size)
+                     warp=random_affine_params(rng, n * self.batch_size, size,
+                                               self.distort_p, self.distort_strength)
                      .reshape(n, self.batch_size, 2, 3))
 
     def _make_batch(self, plan: _Plan, b: int):

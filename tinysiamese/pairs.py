@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distort import apply_affine, random_affine_params
+from .distort import apply_affine, check_distortion, random_affine_params
 from .omniglot import as_float
 
 # Separate random streams: default_rng([seed, stream, ...]). (Trailing zeros do not change
@@ -199,12 +199,15 @@ class PairLoader(EpochBatches):
     An epoch is ``(1 + distortions) * pairs_per_epoch // batch_size`` batches; the
     remainder of the last incomplete batch is dropped. ``iter(loader)`` runs the next
     epoch; :meth:`iter_epoch` runs a given one. ``prefetch`` batches are prepared ahead in
-    a background thread (0: prepare them in the caller's thread).
+    a background thread (0: prepare them in the caller's thread). ``distort_p`` and
+    ``distort_strength``: each distortion component's chance and a factor on its range
+    (the paper's: 0.5 and 1; see :func:`tinysiamese.distort.draw_distortions`).
     """
 
     def __init__(self, subset, backend, *, batch_size: int = 128, pairs_per_epoch: int = 30_000,
                  distort: bool = True, distortions: int = 0, fixed_pairs: bool = False,
-                 hard_negative_fraction: float = 0.0, seed: int = 0, prefetch: int = 2):
+                 hard_negative_fraction: float = 0.0, distort_p: float = 0.5,
+                 distort_strength: float = 1.0, seed: int = 0, prefetch: int = 2):
         if batch_size < 2 or batch_size % 2:
             raise ValueError(
                 f"batch_size must be even (half same, half different pairs), not {batch_size}"
@@ -220,6 +223,7 @@ class PairLoader(EpochBatches):
             raise ValueError(
                 f"hard_negative_fraction must lie in [0, 1], not {hard_negative_fraction}"
             )
+        check_distortion(distort_p, distort_strength)
         if seed < 0:
             raise ValueError(f"seed must be 0 or more, not {seed}")
         if prefetch < 0:
@@ -238,6 +242,7 @@ class PairLoader(EpochBatches):
         self.distortions = distortions
         self.fixed_pairs = fixed_pairs
         self.hard_negative_fraction = hard_negative_fraction
+        self.distort_p, self.distort_strength = distort_p, distort_strength
         self.seed = seed
         self.prefetch = prefetch
         if len(self) < 1:
@@ -310,15 +315,19 @@ class PairLoader(EpochBatches):
             cols = [np.repeat(a, copies) for a in pairs]                 # (n * copies,)
             warped = np.tile(np.arange(copies) > 0, n)
             if self.distortions:  # the paper's copies: drawn with the pairs, fixed with them
-                w1 = random_affine_params(pair_rng, n * copies, size)
-                w2 = random_affine_params(pair_rng, n * copies, size)
+                w1 = random_affine_params(pair_rng, n * copies, size,
+                                          self.distort_p, self.distort_strength)
+                w2 = random_affine_params(pair_rng, n * copies, size,
+                                          self.distort_p, self.distort_strength)
             keep = order_rng.permutation(n * copies)[: n_batches * half]
             cols = [c[keep] for c in cols]
             if self.distortions:
                 return cols, w1[keep], w2[keep], warped[keep]
             if self.distort:
-                w1 = random_affine_params(order_rng, len(keep), size)
-                w2 = random_affine_params(order_rng, len(keep), size)
+                w1 = random_affine_params(order_rng, len(keep), size,
+                                          self.distort_p, self.distort_strength)
+                w2 = random_affine_params(order_rng, len(keep), size,
+                                          self.distort_p, self.distort_strength)
                 return cols, w1, w2, np.ones(len(keep), dtype=bool)
             return cols, None, None, None
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from .checkpoint import (atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint,
                          CheckpointError)
+from .distort import check_distortion
 from .groups import GroupLoader
 from .losses import bce_with_logits
 from .model import SiameseNet, encoder_shapes
@@ -130,19 +131,21 @@ def make_loader(cfg: dict, train_set, backend, seed: int):
 
     cfg["loader"]: "pairs" (the default: the paper's independent pairs, ``PairLoader``) or
     "groups" (every pair within group batches, ``GroupLoader``, set by cfg["group"] and
-    cfg["batches_per_epoch"]).
+    cfg["batches_per_epoch"]). cfg["distort"] = {"p": 0.5, "strength": 1.0} (the paper's,
+    the default): each distortion component's chance, and a factor on its range.
     """
     kind = check_loader(cfg)
+    distort = {f"distort_{k}": v for k, v in cfg.get("distort", {}).items()}
     if kind == "pairs":
         return PairLoader(train_set, backend, batch_size=cfg["batch_size"],
                           pairs_per_epoch=cfg["pairs_per_epoch"],
                           distort=cfg.get("distortions", 0) == 0,
                           distortions=cfg.get("distortions", 0),
                           hard_negative_fraction=cfg.get("hard_negative_fraction", 0.0),
-                          seed=seed), pair_step
+                          **distort, seed=seed), pair_step
     return GroupLoader(train_set, backend, **cfg.get("group", {}),
                        batches_per_epoch=cfg.get("batches_per_epoch", 720),
-                       seed=seed), group_step
+                       **distort, seed=seed), group_step
 
 
 def check_loader(cfg: dict) -> str:
@@ -163,6 +166,11 @@ def check_loader(cfg: dict) -> str:
         if key in group and (isinstance(share, bool) or not isinstance(share, (int, float))
                              or not 0 < share < 1):
             raise ValueError(f"group {key} must lie strictly between 0 and 1, not {share!r}")
+    distort = cfg.get("distort", {})
+    if not isinstance(distort, dict) or set(distort) - {"p", "strength"}:
+        raise ValueError(f'distort must be a JSON object with keys p and strength, such as '
+                         f'{{"p": 0.5, "strength": 1.0}} (the paper\'s), not {distort!r}')
+    check_distortion(distort.get("p", 0.5), distort.get("strength", 1.0))
     if kind == "groups" and cfg.get("distortions", 0):
         raise ValueError("distortions = k (k distorted copies of each pair) is the pairs "
                          "loader's scheme; group batches distort every image afresh: leave "
