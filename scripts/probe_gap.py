@@ -79,7 +79,7 @@ def install(probes: set[str]) -> None:
         splits = tinysiamese.omniglot.PAPER_SPLITS
         splits["train"] = tinysiamese.omniglot.SplitSpec("background", None, tuple(range(1, 21)))
     if "nodistort" in probes:
-        tinysiamese.pairs.random_affine_params = lambda rng, n, size, p=0.5: identity_params(n)
+        tinysiamese.pairs.random_affine_params = lambda rng, n, size, *shape: identity_params(n)
 
 
 def main() -> None:
