@@ -17,7 +17,8 @@
 #
 # What it reached so far (docs/run-koch/, 2026-11-30, seed 0, alone on the H200): the
 # session had 15 minutes of GPU time, so two calls of 7.5-minute budgets, the second one
-# resuming the first ({"time_budget_minutes": 7.5, "val_trials": 320, "test_trials": 400}),
+# resuming the first (`... DATA runs/koch --config budget.json`, then `... DATA runs/koch`;
+# budget.json: {"time_budget_minutes": 7.5, "val_trials": 320, "test_trials": 400}),
 # trained 4 epochs (1.08M pairs, 12 minutes): validation 34.4, 39.4, 44.7, 44.1% on 320
 # 20-way trials; the best epoch (3) scored 39.2% on the 400 test trials (chance is 5%; the
 # paper's net, after up to 200 epochs, 92.0%). What the whole run reaches is still to be
