@@ -214,8 +214,9 @@ def test_verify_refuses_what_is_not_an_image(tiny_ckpt, pngs, tmp_path):
 
 def test_verify_counts_its_paths(tiny_ckpt, pngs):
     assert_one_line_error(run("verify", pngs / "char1.png"), 2, "give two images", "got 1")
-    result = run("verify", tiny_ckpt, tiny_ckpt, pngs / "char1.png", pngs / "char2.png")
-    assert_one_line_error(result, 2, "give two images", "got 4")
+    # With more than two paths, the ones before the last two are checkpoints.
+    result = run("verify", pngs / "char1.png", pngs / "char1.png", pngs / "char2.png")
+    assert_one_line_error(result, 2, "char1.png is not a tinysiamese checkpoint")
 
 
 def test_verify_converts_colour_alpha_and_odd_sizes(tiny_ckpt, pngs, tmp_path):
@@ -403,6 +404,46 @@ def test_verify_with_views_is_the_sigmoid_of_the_mean_logit(tiny_ckpt, pngs):
         assert result.exit_code == 0, result.output
         assert float(result.output.split()[0]) == pytest.approx(1 / (1 + np.exp(-wanted)), abs=1e-4)
         assert ("mean of 8 views" in result.output) == (views == 8)
+
+
+# --------------------------------------------------------------------------------------
+# Several checkpoints: an ensemble
+
+
+def _tiny_checkpoint(path, seed, **overrides):
+    cfg = preset_config("tiny", overrides)
+    model = SiameseNet(cfg, backend=get_backend(), rng=np.random.default_rng(seed))
+    save_checkpoint(path, {k: np.asarray(v) for k, v in model.params().items()}, {"config": cfg})
+    return path, model
+
+
+def test_verify_with_two_checkpoints_is_the_sigmoid_of_their_mean_logit(tiny_ckpt, tmp_path, pngs):
+    other, model_b = _tiny_checkpoint(tmp_path / "other.npz", seed=1)
+    model_a = model_from_checkpoint(load_checkpoint(tiny_ckpt), get_backend())
+    a, b = (load_user_image(pngs / f"char{i}.png", 28)[None, None] for i in (1, 2))
+    logit_a, logit_b = (m.forward_logits(a, b)[0] for m in (model_a, model_b))
+    assert abs(logit_a - logit_b) > 1e-3, "the two nets must disagree for the test to tell"
+    result = run("verify", tiny_ckpt, other, pngs / "char1.png", pngs / "char2.png")
+    assert result.exit_code == 0, result.output
+    wanted = 1 / (1 + np.exp(-(logit_a + logit_b) / 2))
+    assert float(result.output.split()[0]) == pytest.approx(wanted, abs=1e-4)
+    assert "model tiny.npz+other.npz" in result.output
+
+
+def test_eval_with_two_checkpoints_scores_their_ensemble(tiny_ckpt, tmp_path, fake_paper_root):
+    other, _ = _tiny_checkpoint(tmp_path / "other.npz", seed=1)
+    args = ["--data", fake_paper_root, "--ways", 3, "--trials", 12, "--cache-dir", tmp_path]
+    result = run("eval", tiny_ckpt, other, *args)
+    assert result.exit_code == 0, result.output
+    assert "ensemble of 2 models" in result.output and "other.npz" in result.output
+
+
+@pytest.mark.parametrize("command", ["eval", "verify", "show-trial"])
+def test_an_ensemble_refuses_nets_of_two_image_sizes(command, tiny_ckpt, tmp_path, pngs):
+    wide, _ = _tiny_checkpoint(tmp_path / "wide.npz", seed=1, image_size=36)
+    extra = [pngs / "char1.png", pngs / "char2.png"] if command == "verify" else []
+    assert_one_line_error(run(command, tiny_ckpt, wide, *extra), 2, "one image size",
+                          "tiny.npz 28px, wide.npz 36px")
 
 
 def test_checkpoint_files_get_the_usual_mode(tmp_path):

@@ -212,6 +212,31 @@ def test_views_leave_a_pose_invariant_score_unchanged():
                                rtol=1e-6)
 
 
+def test_ensemble_is_the_mean_of_the_scores_pair_by_pair():
+    rng = np.random.default_rng(2)
+    weights = rng.standard_normal((3, 6, 6))  # three different scorers
+
+    def scorer(w):
+        return lambda x1, x2: (x1[:, 0] * w * x2[:, 0]).sum(axis=(1, 2)).astype(np.float32)
+
+    x1, x2 = rng.random((2, 5, 1, 6, 6), dtype=np.float32)
+    got = oneshot.ensemble([scorer(w) for w in weights])(x1, x2)
+    want = [sum((x1[m, 0] * w * x2[m, 0]).sum() for w in weights) / 3 for m in range(5)]
+    assert got.dtype == np.float64 and got.shape == (5,)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # It commutes with the views: the mean over nets of the mean over poses.
+    both = oneshot.with_views(oneshot.ensemble([scorer(w) for w in weights]), 8)(x1, x2)
+    each = np.mean([oneshot.with_views(scorer(w), 8)(x1, x2) for w in weights], axis=0)
+    np.testing.assert_allclose(both, each, rtol=1e-5)
+
+
+def test_ensemble_of_one_is_the_score_itself_and_of_none_an_error():
+    score = lambda a, b: np.zeros(len(a))  # noqa: E731
+    assert oneshot.ensemble([score]) is score
+    with pytest.raises(ValueError, match="at least one"):
+        oneshot.ensemble([])
+
+
 def test_result_to_dict_is_json_ready():
     import json
 

@@ -188,7 +188,7 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 
 
 @main.command("eval", context_settings=CONTEXT)
-@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.argument("checkpoints", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--baseline", type=click.Choice(["nn", "hausdorff"]), default=None,
               help="Score with 1-nearest-neighbour on pixels, or Lake's modified Hausdorff "
                    "distance, instead of a model.")
@@ -217,36 +217,38 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
                    "stopping; how many were left out is reported.")
 @views_option("each pair")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def eval_command(checkpoint, baseline, data_path, split, runs, mnist_path, ways, n_trials, seed,
+def eval_command(checkpoints, baseline, data_path, split, runs, mnist_path, ways, n_trials, seed,
                  size, backend_name, cache_dir, skip_bad_images, views, as_json):
     """One-shot accuracy of a model (or a baseline) on N-way trials, with a 95% interval.
 
-    CHECKPOINT is a .npz written by `tinysiamese train`; without it (and without
-    --baseline) the model shipped with the package is scored. The interval is Wilson's.
+    CHECKPOINTS are .npz files written by `tinysiamese train`; without one (and without
+    --baseline) the model shipped with the package is scored. Several make an ensemble:
+    each pair is scored as the mean of their logits. The interval is Wilson's.
 
     \b
     Examples:
       tinysiamese eval --data ../shared/data/omniglot
       tinysiamese eval runs/my-run/best.npz --data ../shared/data/omniglot --json
+      tinysiamese eval runs/run-a/best.npz runs/run-b/best.npz --data ../shared/data/omniglot
       tinysiamese eval --data ../shared/data/omniglot --views 8
       tinysiamese eval --mnist ../shared/data/mnist
       tinysiamese eval --baseline hausdorff --runs all_runs.zip
       tinysiamese eval --baseline nn --mnist ../shared/data/mnist --json
     """
-    if baseline is not None and checkpoint is not None:
-        raise click.UsageError("give a CHECKPOINT or --baseline, not both")
+    if baseline is not None and checkpoints:
+        raise click.UsageError("give CHECKPOINTS or --baseline, not both")
     if n_trials < 1:
         raise click.UsageError(f"--trials must be at least 1, not {n_trials}")
     if baseline is not None:
         score = {"nn": baselines.nn_score, "hausdorff": baselines.hausdorff_score}[baseline]
         scorer, size = f"baseline {baseline}", size or omniglot.NATIVE_SIZE
     else:
-        model, path = _model(checkpoint, backend_name)
-        if size not in (None, model.cfg["image_size"]):
-            raise click.UsageError(f"this model reads {model.cfg['image_size']}px images; "
-                                   "leave out --size")
-        score, scorer = train_mod.model_score(model), f"model {path}"
-        size = model.cfg["image_size"]
+        models = _models(checkpoints, backend_name)
+        model_size = models[0][0].cfg["image_size"]
+        if size not in (None, model_size):
+            raise click.UsageError(f"this model reads {model_size}px images; leave out --size")
+        score, scorer = _scorer(models)
+        size = model_size
     if views > 1:
         score, scorer = oneshot.with_views(score, views), f"{scorer}, mean of {views} views"
     with _errors():
@@ -461,17 +463,35 @@ def _log_line(text):
 # tinysiamese verify (and the shipped model)
 
 
-def _model(checkpoint, backend_name):
-    """Load CHECKPOINT (default: the model shipped in the package) -> (SiameseNet, its path)."""
-    path = Path(checkpoint) if checkpoint is not None else pretrained_path()
-    if checkpoint is None and not path.is_file():
+def _models(checkpoints, backend_name):
+    """Load CHECKPOINTs (default: the model shipped in the package) -> [(SiameseNet, path)].
+
+    Several checkpoints make an ensemble (:func:`oneshot.ensemble`), so they must read
+    images of one size.
+    """
+    paths = [Path(c) for c in checkpoints] or [pretrained_path()]
+    if not checkpoints and not paths[0].is_file():
         raise click.ClickException("no checkpoint given and no pretrained model is installed; "
                                    "train one with `tinysiamese train` and pass its best.npz")
     backend = _backend(backend_name)
     try:
-        return model_from_checkpoint(load_checkpoint(path), backend), path
+        models = [model_from_checkpoint(load_checkpoint(p), backend) for p in paths]
     except CheckpointError as exc:
         raise click.UsageError(str(exc)) from None
+    sizes = [m.cfg["image_size"] for m in models]
+    if len(set(sizes)) > 1:
+        listed = ", ".join(f"{p.name} {s}px" for p, s in zip(paths, sizes))
+        raise click.UsageError(f"an ensemble needs checkpoints that read one image size, not "
+                               f"{listed}; give checkpoints of one preset")
+    return list(zip(models, paths))
+
+
+def _scorer(models):
+    """The score of the loaded ``models`` (the mean of their logits) -> (score, its name)."""
+    score = oneshot.ensemble([train_mod.model_score(m) for m, _ in models])
+    if len(models) == 1:
+        return score, f"model {models[0][1]}"
+    return score, f"ensemble of {len(models)} models ({', '.join(_short(p) for _, p in models)})"
 
 
 @main.command("verify", context_settings=CONTEXT)
@@ -479,11 +499,12 @@ def _model(checkpoint, backend_name):
 @click.option("--backend", "backend_name", type=click.Choice(BACKEND_NAMES), default="numpy", show_default=True)
 @views_option("the pair")
 def verify_command(files, backend_name, views):
-    """The probability that two images show the same character: [CHECKPOINT] IMAGE_A IMAGE_B.
+    """The probability that two images show the same character: [CHECKPOINT...] IMAGE_A IMAGE_B.
 
     Any PNG or JPEG works: colour and transparency are flattened, dark-on-light drawings
     are inverted, and the images are resized to the model's input. Without CHECKPOINT the
-    model shipped with the package is used.
+    model shipped with the package is used; several checkpoints answer as an ensemble
+    (the sigmoid of the mean of their logits).
 
     \b
     Examples:
@@ -491,20 +512,22 @@ def verify_command(files, backend_name, views):
       tinysiamese verify a.png b.png --views 8
       tinysiamese verify runs/my-run/best.npz a.png b.png
     """
-    if len(files) not in (2, 3):
-        raise click.UsageError(f"give two images (and optionally a checkpoint first), got {len(files)} paths")
-    checkpoint, image_a, image_b = (None, *files) if len(files) == 2 else files
-    model, path = _model(checkpoint, backend_name)
-    size = model.cfg["image_size"]
+    if len(files) < 2:
+        raise click.UsageError(f"give two images (and optionally checkpoints first), got {len(files)} path")
+    *checkpoints, image_a, image_b = files
+    models = _models(checkpoints, backend_name)
+    size = models[0][0].cfg["image_size"]
     try:
         a, b = (load_user_image(f, size) for f in (image_a, image_b))
     except ImageError as exc:
         raise click.UsageError(str(exc)) from None
-    logit = oneshot.with_views(train_mod.model_score(model), views)(a[None, None], b[None, None])
+    score, _ = _scorer(models)
+    logit = oneshot.with_views(score, views)(a[None, None], b[None, None])
     p = float(ops.sigmoid(np, logit)[0])
+    names = "+".join(path.name for _, path in models)
     seen = f", mean of {views} views" if views > 1 else ""
     click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
-               f"({'same' if p >= 0.5 else 'different'}; model {path.name}{seen})")
+               f"({'same' if p >= 0.5 else 'different'}; model {names}{seen})")
 
 
 # --------------------------------------------------------------------------------------
@@ -587,7 +610,7 @@ def plot_command(run_dir, out):
 
 
 @main.command("show-trial", context_settings=CONTEXT)
-@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.argument("checkpoints", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help=DATA_HELP)
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="The paper's set to draw the trial from.")
@@ -601,13 +624,13 @@ def plot_command(run_dir, out):
               help="Cache of decoded Omniglot arrays [default: $TINYSIAMESE_CACHE or "
                    "~/.cache/tinysiamese/arrays].")
 @views_option("each pair")
-def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, cache_dir, views):
+def show_trial_command(checkpoints, data_path, split, seed, out, backend_name, cache_dir, views):
     """Draw one 20-way within-alphabet trial as the model answers it, and say if it is right.
 
     The picture shows the test character, the 20 candidates of its alphabet with the
     model's probability that each is the same character, the right answer framed green
-    and the model's choice framed blue (red when wrong). Without CHECKPOINT the model
-    shipped with the package answers.
+    and the model's choice framed blue (red when wrong). Without CHECKPOINTS the model
+    shipped with the package answers; several answer as an ensemble.
 
     \b
     Examples:
@@ -615,25 +638,27 @@ def show_trial_command(checkpoint, data_path, split, seed, out, backend_name, ca
       tinysiamese show-trial runs/my-run/best.npz --data ../shared/data/omniglot \\
           --out docs/trial.png
     """
-    model, path = _model(checkpoint, backend_name)
+    models = _models(checkpoints, backend_name)
     n_way = 20
     with _errors():
         root = omniglot.find_data_root(data_path)
-        subset = omniglot.load_paper_split(root, split, model.cfg["image_size"],
+        subset = omniglot.load_paper_split(root, split, models[0][0].cfg["image_size"],
                                            cache_dir=cache_dir)
         trials = oneshot.within_alphabet_trials(subset, n_way, n_way, seed)  # one set of N tests
     k = int(np.random.default_rng([seed, 1]).integers(trials.n_trials))   # which test of the set
     test, support, answer = trials.test[k], trials.support[k], int(trials.answer[k])
     x1 = np.repeat(test[None, None], n_way, axis=0)                       # (N, 1, H, W)
-    logits = oneshot.with_views(train_mod.model_score(model), views)(x1, support[:, None])  # (N,)
+    score, scorer = _scorer(models)
+    logits = oneshot.with_views(score, views)(x1, support[:, None])  # (N,)
     if not np.isfinite(logits).all():
-        raise click.ClickException(f"the model in {path} gives non-finite scores (diverged?)")
+        raise click.ClickException(f"the {scorer} gives non-finite scores (diverged?)")
     p = ops.sigmoid(np, logits)
     chosen = int(np.argmax(logits))  # ties go to the first, as in `tinysiamese eval`
     alphabet = trials.alphabet[k].replace("_", " ")
     image = plots.trial_image(test, support, p, answer, chosen, score_label="P(same)",
                               title=f"{alphabet}: a {n_way}-way within-alphabet trial (Omniglot "
-                                    f"{split} set, seed {seed}, model {_short(path)}"
+                                    f"{split} set, seed {seed}, model "
+                                    f"{' + '.join(_short(path) for _, path in models)}"
                                     f"{f', {views} views' if views > 1 else ''})")
     _save_picture(image, out)
     said = f"the model chose candidate {chosen + 1} of {n_way}, P(same) {p[chosen]:.3f}"
@@ -657,7 +682,7 @@ def show_filters_command(checkpoint, out):
       tinysiamese show-filters
       tinysiamese show-filters runs/my-run/best.npz --out docs/filters.png
     """
-    model, path = _model(checkpoint, "numpy")
+    model, path = _models([checkpoint] if checkpoint else [], "numpy")[0]
     W = model.backend.to_numpy(model.params()["conv1.W"])  # (F, C, K, K)
     F, C, K, _ = W.shape
     _save_picture(plots.filter_grid(W, title=f"First-layer filters of {_short(path)}: "

@@ -11,7 +11,8 @@ a model answers with the support it scores most similar. Three sources of trials
 
 :func:`evaluate` takes a ``score(x1, x2)`` function, so the siamese net and the baselines
 of :mod:`tinysiamese.baselines` are measured by the same code; :func:`with_views` turns any
-such function into the mean over turned and mirrored copies of each pair.
+such function into the mean over turned and mirrored copies of each pair, and
+:func:`ensemble` several of them (nets trained apart) into the mean of their scores.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -288,6 +289,30 @@ def with_views(score: Callable[[np.ndarray, np.ndarray], np.ndarray],
             total += np.asarray(score(_view(x1, turns, mirrored), _view(x2, turns, mirrored)),
                                 dtype=np.float64).reshape(-1)
         return total / len(copies)
+
+    return averaged
+
+
+def ensemble(scores: Sequence[Callable[[np.ndarray, np.ndarray], np.ndarray]]
+             ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The mean of several scorers' logits for each pair: nets trained apart as one.
+
+    Two runs of one preset with different seeds reach about the same accuracy but do not
+    make the same mistakes, so the mean of their logits is right more often than either.
+    Averaging logits (not probabilities) keeps it the same kind of score as one net's, and
+    commutes with :func:`with_views`. x1, x2: (M, 1, H, W) -> (M,) float64.
+    """
+    scores = list(scores)
+    if not scores:
+        raise ValueError("an ensemble needs at least one scorer")
+    if len(scores) == 1:
+        return scores[0]
+
+    def averaged(x1, x2):
+        total = np.zeros(x1.shape[0])
+        for score in scores:
+            total += np.asarray(score(x1, x2), dtype=np.float64).reshape(-1)
+        return total / len(scores)
 
     return averaged
 
