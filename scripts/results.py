@@ -4,6 +4,9 @@
         [--checkpoint tinysiamese/pretrained/small.npz] [--run runs/small-final] \
         [--out docs/results.md]
 
+Several --checkpoint options score their ensemble (``oneshot.ensemble``: each pair gets the
+mean of the nets' logits), and several --run options the training of each of its nets.
+
 Rows (every number measured here, in this run):
   * 20-way within-alphabet one-shot accuracy on the 400 test trials (seed 0), the model
     and the two baselines (1-NN on pixels, modified Hausdorff) on the same trials;
@@ -43,17 +46,38 @@ def pct(r):
     return f"{100 * r.accuracy:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
-def verification_accuracy(model, subset, n_pairs=10_000, seed=0):
-    """Share of held-out pairs the model calls right (p >= 0.5 means "same")."""
-    backend = model.backend
-    loader = PairLoader(subset, backend, batch_size=250, pairs_per_epoch=n_pairs, distort=False,
-                        seed=seed, prefetch=0)
+def verification_accuracy(score, subset, n_pairs=10_000, seed=0):
+    """Share of held-out pairs ``score`` calls right (a logit >= 0, p >= 0.5, means "same")."""
+    loader = PairLoader(subset, get_backend("numpy"), batch_size=250, pairs_per_epoch=n_pairs,
+                        distort=False, seed=seed, prefetch=0)
     right = seen = 0
     for x1, x2, y in loader.iter_epoch(0):
-        p = backend.to_numpy(model.forward(x1, x2))
-        right += int(((p >= 0.5) == (backend.to_numpy(y) > 0.5)).sum())
-        seen += len(p)
+        logits = score(x1, x2)
+        right += int(((logits >= 0) == (y > 0.5)).sum())
+        seen += len(logits)
     return right / seen, seen
+
+
+def training_summary(run_dir):
+    """Epochs, minutes, pairs, images and speed of one run, from its metrics.jsonl."""
+    rows = [json.loads(line) for line in open(Path(run_dir) / "metrics.jsonl")]
+    best = max(rows, key=lambda r: r["val_accuracy"])  # the first of equals, as train keeps
+    for r in rows:  # runs from before group batches logged pairs only: 2 images a pair
+        r.setdefault("images_per_s", 2 * r["pairs_per_s"])
+    return {"epochs": len(rows), "minutes": sum(r["seconds"] + r["eval_seconds"] for r in rows) / 60,
+            "pairs": int(round(sum(r["pairs_per_s"] * r["seconds"] for r in rows))),
+            "images": int(round(sum(r["images_per_s"] * r["seconds"] for r in rows))),
+            "images_per_s": float(np.median([r["images_per_s"] for r in rows])),
+            "loader": json.loads((Path(run_dir) / "config.json").read_text()).get("loader", "pairs"),
+            "best_epoch": best["epoch"], "best_val": best["val_accuracy"]}
+
+
+def training_row(run):
+    how = ("every pair within group batches" if run["loader"] == "groups" else "independent pairs")
+    return (f"| training: {run['epochs']} epochs, {run['images']:,} images encoded in "
+            f"{run['pairs']:,} pairs ({how}), best epoch {run['best_epoch']} (val "
+            f"{100 * run['best_val']:.1f}%) | {run['minutes']:.0f} min, "
+            f"{run['images_per_s']:.0f} images/s (median epoch) | - |")
 
 
 def spread_over_draws(score, test, draws=20):
@@ -72,8 +96,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="Omniglot folder (the zips)")
     ap.add_argument("--mnist", help="folder with MNIST t10k IDX files")
-    ap.add_argument("--checkpoint", default=None, help="default: the shipped model")
-    ap.add_argument("--run", default=None, help="run folder whose metrics give time and speed")
+    ap.add_argument("--checkpoint", action="append", default=None,
+                    help="default: the shipped model; give it twice or more for an ensemble")
+    ap.add_argument("--run", action="append", default=[],
+                    help="run folder whose metrics give time and speed (one per net)")
     ap.add_argument("--views", type=int, default=1, choices=oneshot.VIEW_COUNTS,
                     help="also score the test trials with N views of each pair")
     ap.add_argument("--out", default=None, help="also write the Markdown here")
@@ -81,16 +107,20 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     backend = get_backend("numpy")
-    path = Path(args.checkpoint) if args.checkpoint else pretrained_path()
-    model = model_from_checkpoint(load_checkpoint(path), backend)
-    size = model.cfg["image_size"]
+    paths = [Path(p) for p in args.checkpoint] if args.checkpoint else [pretrained_path()]
+    models = [model_from_checkpoint(load_checkpoint(p), backend) for p in paths]
+    sizes = {m.cfg["image_size"] for m in models}
+    if len(sizes) != 1:
+        ap.error(f"the checkpoints read different input sizes: {sorted(sizes)}")
+    size, model = sizes.pop(), models[0]
+    score = oneshot.ensemble([model_score(m) for m in models])
     t0 = time.perf_counter()
     test = load_paper_split(args.data, "test", size)
     trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
-    res = {"model": oneshot.evaluate(model_score(model), trials)}
-    draws = spread_over_draws(model_score(model), test)
+    res = {"model": oneshot.evaluate(score, trials)}
+    draws = spread_over_draws(score, test)
     if args.views > 1:
-        viewed = oneshot.with_views(model_score(model), args.views)
+        viewed = oneshot.with_views(score, args.views)
         res["model_views"] = oneshot.evaluate(viewed, trials)
         draws_views = spread_over_draws(viewed, test)
     trials105 = oneshot.within_alphabet_trials(load_paper_split(args.data, "test", 105),
@@ -100,26 +130,16 @@ def main(argv=None):
     if args.mnist:
         images, labels = mnist.load_mnist(args.mnist)
         mt = mnist.mnist_trials(images, labels, 400, 0, size)
-        res["mnist_model"] = oneshot.evaluate(model_score(model), mt)
+        res["mnist_model"] = oneshot.evaluate(score, mt)
         res["mnist_nn"] = oneshot.evaluate(baselines.nn_score,
                                            mnist.mnist_trials(images, labels, 400, 0, 105))
-    ver, n_ver = verification_accuracy(model, test)
-    run = None
-    if args.run:
-        rows = [json.loads(l) for l in open(Path(args.run) / "metrics.jsonl")]
-        summary = json.loads((Path(args.run) / "summary.json").read_text())
-        for r in rows:  # runs from before group batches logged pairs only: 2 images a pair
-            r.setdefault("images_per_s", 2 * r["pairs_per_s"])
-        run = {"epochs": len(rows), "minutes": sum(r["seconds"] + r["eval_seconds"] for r in rows) / 60,
-               "pairs": int(round(sum(r["pairs_per_s"] * r["seconds"] for r in rows))),
-               "images": int(round(sum(r["images_per_s"] * r["seconds"] for r in rows))),
-               "images_per_s": float(np.median([r["images_per_s"] for r in rows])),
-               "loader": json.loads((Path(args.run) / "config.json").read_text()).get("loader", "pairs"),
-               "best_epoch": summary["best_epoch"], "best_val": summary["best_val_accuracy"]}
+    ver, n_ver = verification_accuracy(score, test)
+    runs = [training_summary(r) for r in args.run]
 
     if args.json:
         out = {k: v.to_dict() for k, v in res.items()}
-        out.update(verification=ver, verification_pairs=n_ver, run=run, checkpoint=str(path),
+        out.update(verification=ver, verification_pairs=n_ver, runs=runs,
+                   checkpoints=[str(p) for p in paths],
                    test_draws=draws, views=args.views)
         if args.views > 1:
             out["test_draws_views"] = draws_views
@@ -127,7 +147,9 @@ def main(argv=None):
         return
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     lines = [
-        f"Model: `{path.name}` (preset `{model.cfg['preset']}`, {model.n_params():,} parameters, "
+        f"Model: {' + '.join(f'`{p.name}`' for p in paths)} "
+        f"({f'an ensemble of {len(models)} nets, each ' if len(models) > 1 else ''}"
+        f"preset `{model.cfg['preset']}`, {model.n_params():,} parameters, "
         f"{size}x{size} input). Machine: {machine}. Command: "
         f"`python scripts/results.py {' '.join(argv or sys.argv[1:])}` "
         f"({time.perf_counter() - t0:.0f} s).",
@@ -149,9 +171,7 @@ def main(argv=None):
         lines += [f"| MNIST 10-way one-shot, 400 trials: siamese net (no retraining) | {pct(res['mnist_model'])} | 70.3% |",
                   f"| MNIST 10-way one-shot: 1-NN on pixels | {pct(res['mnist_nn'])} | 26.5% |"]
     lines.append(f"| verification, {n_ver:,} held-out pairs of the test alphabets | {100 * ver:.1f}% | 93.42% (150k pairs x8 distortions) |")
-    if run:
-        how = ("every pair within group batches" if run["loader"] == "groups" else "independent pairs")
-        lines.append(f"| training: {run['epochs']} epochs, {run['images']:,} images encoded in {run['pairs']:,} pairs ({how}), best epoch {run['best_epoch']} (val {100 * run['best_val']:.1f}%) | {run['minutes']:.0f} min, {run['images_per_s']:.0f} images/s (median epoch) | - |")
+    lines += [training_row(run) for run in runs]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -89,6 +89,22 @@ def run_dir(one_epoch_run, tmp_path):
     return shutil.copytree(one_epoch_run, tmp_path / "run")
 
 
+def test_a_run_without_test_trials_still_sums_up_its_best_epoch_and_machine(paper20, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    out = tmp_path / "run"
+    result = train_mod.train(tiny_cfg(epochs=1), data_root=paper20, backend=get_backend(),
+                             out_dir=out, log=quiet)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_epoch"] == result.best_epoch == 1
+    assert summary["best_val_accuracy"] == result.best_val_accuracy
+    assert summary["test"] is None and summary["stopped"] == "epochs"
+    machine = summary["machine"]
+    assert machine["OPENBLAS_NUM_THREADS"] == "1" and machine["OMP_NUM_THREADS"] is None
+    assert machine["cpu_count"] == os.cpu_count()
+
+
 # --------------------------------------------------------------------------------------
 # Ctrl-C and resuming
 

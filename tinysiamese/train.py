@@ -15,12 +15,15 @@ A run folder holds:
     metrics.jsonl   one JSON line per epoch
     best.npz        the best model by validation accuracy
     last.npz        the latest state, for resuming
-    summary.json    the final test accuracy of best.npz
+    summary.json    the best epoch, the test accuracy of best.npz (unless test_trials is 0)
+                    and the machine: cores and BLAS thread limits
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 import shlex
 import signal
 import sys
@@ -494,20 +497,31 @@ def train(cfg: dict, *, data_root, backend, out_dir, seed: int = 0, resume: bool
     loader.close()
 
     test = None
-    if best_epoch > 0 and stopped != "interrupted" and cfg.get("test_trials", 400):
-        test = evaluate_checkpoint(out_dir / "best.npz", data_root, backend,
-                                   n_trials=cfg.get("test_trials", 400), seed=0,
-                                   on_bad_image=on_bad_image).to_dict()
-        log(f"best model (epoch {best_epoch}, val {best_acc:.3f}): 20-way one-shot accuracy on "
-            f"{test['trials']} test trials {100 * test['accuracy']:.1f}% "
-            f"(95% CI {100 * test['ci95'][0]:.1f}-{100 * test['ci95'][1]:.1f}%)")
+    if best_epoch > 0 and stopped != "interrupted":
+        if cfg.get("test_trials", 400):
+            test = evaluate_checkpoint(out_dir / "best.npz", data_root, backend,
+                                       n_trials=cfg.get("test_trials", 400), seed=0,
+                                       on_bad_image=on_bad_image).to_dict()
+            log(f"best model (epoch {best_epoch}, val {best_acc:.3f}): 20-way one-shot accuracy "
+                f"on {test['trials']} test trials {100 * test['accuracy']:.1f}% "
+                f"(95% CI {100 * test['ci95'][0]:.1f}-{100 * test['ci95'][1]:.1f}%)")
         try:
             atomic_write(out_dir / "summary.json", lambda f: f.write(json.dumps(
                 {"best_epoch": best_epoch, "best_val_accuracy": best_acc, "test": test,
-                 "stopped": stopped}, indent=2).encode()))
+                 "stopped": stopped, "machine": machine_summary()}, indent=2).encode()))
         except OSError as exc:
             raise _write_error(out_dir / "summary.json", out_dir, exc, data_root) from None
     return TrainResult(out_dir, best_epoch, best_acc, test, stopped)
+
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def machine_summary() -> dict:
+    """What the speed of a run depends on besides the code: cores, and the BLAS thread limits
+    set in the environment (None where unset: the library then uses every core)."""
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            **{name: os.environ.get(name) for name in THREAD_VARIABLES}}
 
 
 def evaluate_checkpoint(path, data_root, backend, split="test", n_way=20, n_trials=400, seed=0,
