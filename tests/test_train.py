@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from cli_helpers import load_script, run
 from tinysiamese.backend import get_backend
-from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
-from tinysiamese.model import preset_config
+from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from tinysiamese.model import SiameseNet, preset_config
 from tinysiamese.pretrained import pretrained_path
 
 
@@ -109,6 +109,26 @@ def test_views_gain_counts_what_eval_counts(tiny_run, omniglot_dir, capsys):
         assert report["mean_accuracy"][str(views)] == correct / 40
     with pytest.raises(SystemExit):
         views_gain.main([ckpt, "--data", str(omniglot_dir), "--views", "3"])
+
+
+def test_results_scores_an_ensemble_as_eval_does(tiny_run, omniglot_dir, tmp_path, capsys):
+    """scripts/results.py: its first row for two checkpoints is `eval A B` on the same trials."""
+    out, _ = tiny_run
+    other = tmp_path / "other.npz"
+    cfg = load_checkpoint(out / "best.npz").config
+    model = SiameseNet(cfg, backend=get_backend(), rng=np.random.default_rng(1))
+    save_checkpoint(other, model.params(), {"config": cfg})
+    pair = [out / "best.npz", other]
+    load_script("results").main(["--data", str(omniglot_dir), "--checkpoint", str(pair[0]),
+                                 "--checkpoint", str(pair[1]), "--run", str(out), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    result = run("eval", *pair, "--data", omniglot_dir, "--json")
+    assert result.exit_code == 0, result.output
+    assert report["model"]["correct"] == json.loads(result.output)["correct"]
+    assert report["checkpoints"] == [str(p) for p in pair]
+    assert 0.5 <= report["verification"] <= 1.0 and report["verification_pairs"] == 10_000
+    [trained] = report["runs"]
+    assert trained["epochs"] == 3 and trained["loader"] == "pairs"
 
 
 def test_the_shipped_model_loads_by_default(omniglot_dir, tmp_path):
