@@ -427,7 +427,7 @@ def test_verify_with_two_checkpoints_is_the_sigmoid_of_their_mean_logit(tiny_ckp
     assert result.exit_code == 0, result.output
     wanted = 1 / (1 + np.exp(-(logit_a + logit_b) / 2))
     assert float(result.output.split()[0]) == pytest.approx(wanted, abs=1e-4)
-    assert "model tiny.npz+other.npz" in result.output
+    assert f"model {tiny_ckpt.parent.name}/tiny.npz + {tmp_path.name}/other.npz" in result.output
 
 
 def test_eval_with_two_checkpoints_scores_their_ensemble(tiny_ckpt, tmp_path, fake_paper_root):

@@ -524,7 +524,8 @@ def verify_command(files, backend_name, views):
     score, _ = _scorer(models)
     logit = oneshot.with_views(score, views)(a[None, None], b[None, None])
     p = float(ops.sigmoid(np, logit)[0])
-    names = "+".join(path.name for _, path in models)
+    names = (models[0][1].name if len(models) == 1 else
+             " + ".join(_short(path) for _, path in models))  # runs' files share the name best.npz
     seen = f", mean of {views} views" if views > 1 else ""
     click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
                f"({'same' if p >= 0.5 else 'different'}; model {names}{seen})")
