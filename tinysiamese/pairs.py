@@ -309,25 +309,24 @@ class PairLoader(EpochBatches):
         n_each = -(-n_batches * half // copies)
         same, diff = self._draw_pairs(pair_rng, n_each, n_each)
 
+        def warps(rng, n):
+            """The random distortions of both images of ``n`` pairs: two (n, 2, 3) maps."""
+            return tuple(random_affine_params(rng, n, size, self.distort_p, self.distort_strength)
+                         for _ in range(2))
+
         def expand(pairs):
             """Emit each pair `copies` times (copy 0 as is), shuffle, keep what fills batches."""
             n = len(pairs[0])
             cols = [np.repeat(a, copies) for a in pairs]                 # (n * copies,)
             warped = np.tile(np.arange(copies) > 0, n)
             if self.distortions:  # the paper's copies: drawn with the pairs, fixed with them
-                w1 = random_affine_params(pair_rng, n * copies, size,
-                                          self.distort_p, self.distort_strength)
-                w2 = random_affine_params(pair_rng, n * copies, size,
-                                          self.distort_p, self.distort_strength)
+                w1, w2 = warps(pair_rng, n * copies)
             keep = order_rng.permutation(n * copies)[: n_batches * half]
             cols = [c[keep] for c in cols]
             if self.distortions:
                 return cols, w1[keep], w2[keep], warped[keep]
             if self.distort:
-                w1 = random_affine_params(order_rng, len(keep), size,
-                                          self.distort_p, self.distort_strength)
-                w2 = random_affine_params(order_rng, len(keep), size,
-                                          self.distort_p, self.distort_strength)
+                w1, w2 = warps(order_rng, len(keep))
                 return cols, w1, w2, np.ones(len(keep), dtype=bool)
             return cols, None, None, None
 
