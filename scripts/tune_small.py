@@ -12,6 +12,12 @@ GPU a whole sweep takes minutes:
 
 Every run folder (config.json, metrics.jsonl, best.npz) lands in --out; summary.json there
 holds the table. The winner becomes the preset after a full run on the CPU confirms it.
+
+A variant may name its own "epochs" (the ones it fits into the CPU run's hour, since a wider
+net is slower there) and "seed". With --judge-trials N each run's best.npz, and the shipped
+model beside them, also answer N fresh validation trials (--judge-seed, --views), which
+ranks the table: a run's own per-epoch validation chose its best epoch, so those trials
+would flatter it (rounds 17 and 18 of docs/tuning.md).
 """
 from __future__ import annotations
 

@@ -197,6 +197,32 @@ def test_tune_small_ranks_its_variants_on_validation(omniglot_dir, tmp_path):
     assert saved["optim"]["lr"] == 0.04 and saved["test_trials"] == 0, "test alphabets were used"
 
 
+def test_tune_small_takes_each_variants_epochs_and_seed_and_judges_on_fresh_trials(
+        omniglot_dir, tmp_path, monkeypatch):
+    """A variant's "epochs"/"seed" reach the command line, not its config; --judge-trials
+    scores its best.npz and the shipped model on validation trials of --judge-seed."""
+    tune = load_script("tune_small")
+    monkeypatch.setattr(tune, "VARIANTS", {"probe": {"epochs": 2, "seed": 3, "dense": 64}})
+    monkeypatch.setattr("sys.argv", [
+        "tune_small.py", "--data", str(omniglot_dir), "--only", "probe", "--epochs", "9",
+        "--batches-per-epoch", "2", "--val-trials", "20", "--judge-trials", "20",
+        "--judge-seed", "5", "--views", "2", "--out", str(tmp_path)])
+    assert tune.main() == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (row,) = summary["results"]
+    assert row["epochs"] == 2 and row["seed"] == 3, row
+    saved = json.loads((tmp_path / "probe" / "config.json").read_text())
+    assert saved["seed"] == 3 and saved["epochs"] == 2 and saved["dense"] == 64
+    assert "epochs" not in json.loads((tmp_path / "probe" / "overrides.json").read_text())
+    judged = run("eval", tmp_path / "probe" / "best.npz", "--data", omniglot_dir, "--split", "val",
+                 "--trials", 20, "--seed", 5, "--views", 2, "--json")
+    assert row["judge"] == json.loads(judged.output)["accuracy"]
+    shipped = run("eval", "--data", omniglot_dir, "--split", "val", "--trials", 20, "--seed", 5,
+                  "--views", 2, "--json")
+    assert summary["judge"] == {"trials": 20, "seed": 5, "views": 2,
+                                "shipped": json.loads(shipped.output)["accuracy"]}
+
+
 def test_a_tiny_real_run_on_group_batches_learns(omniglot_dir, tmp_path):
     """Every pair within group batches (loader "groups"), on the real training split."""
     out, cfg = tmp_path / "groups", tmp_path / "groups.json"
