@@ -81,17 +81,13 @@ for name in BEFORE_AVERAGE:
 
 # Round 17, on a GPU: the preset as it is now (group batches, weight average), each variant
 # for as many epochs as it fits into the CPU run's 55 minutes on one core (its images/s
-# measured there against the preset's 369: the preset 24 epochs, wide34 0.91x -> 22, wide2
-# 0.80x -> 19, wide234 0.74x -> 18). "epochs" and "seed" go to the command line.
+# measured there against the preset's 369: the preset 24 epochs, wide34 0.91x -> 22,
+# wide234 0.74x -> 18). "epochs" and "seed" go to the command line.
 WIDE34 = [[32, 5], [64, 5], [128, 3], [256, 3]]  # conv3, conv4 twice as wide: cheap, 2x2 maps
 VARIANTS.update({
     "r17-base": {"epochs": 24},
-    "r17-base-seed1": {"epochs": 24, "seed": 1},
     "r17-decay88": {"epochs": 24, "optim": {"lr_decay": 0.88}},  # lr 0.0043 by epoch 24
-    "r17-lr12-decay88": {"epochs": 24, "optim": {"lr": 0.12, "lr_decay": 0.88}},
     "r17-wide34": {"epochs": 22, "conv": WIDE34},
-    "r17-wide34-decay88": {"epochs": 22, "conv": WIDE34, "optim": {"lr_decay": 0.88}},
-    "r17-wide2": {"epochs": 19, "conv": [[32, 5], [96, 5], [64, 3], [128, 3]]},
     "r17-wide234": {"epochs": 18, "conv": [[32, 5], [96, 5], [128, 3], [256, 3]]},
     # round 18: the other way from round 17's results (the base still rising at epoch 24, the
     # faster decay behind, the wide nets peaking at epoch 14): a slower decay, a higher rate,
