@@ -213,6 +213,7 @@ def test_tune_small_takes_each_variants_epochs_and_seed_and_judges_on_fresh_tria
     assert row["epochs"] == 2 and row["seed"] == 3, row
     saved = json.loads((tmp_path / "probe" / "config.json").read_text())
     assert saved["seed"] == 3 and saved["epochs"] == 2 and saved["dense"] == 64
+    assert saved["batches_per_epoch"] == 2, "--batches-per-epoch skipped a preset-loader variant"
     assert "epochs" not in json.loads((tmp_path / "probe" / "overrides.json").read_text())
     judged = run("eval", tmp_path / "probe" / "best.npz", "--data", omniglot_dir, "--split", "val",
                  "--trials", 20, "--seed", 5, "--views", 2, "--json")
