@@ -224,6 +224,18 @@ def test_tune_small_takes_each_variants_epochs_and_seed_and_judges_on_fresh_tria
                                 "shipped": json.loads(shipped.output)["accuracy"]}
 
 
+def test_tune_small_judge_says_which_checkpoint_failed_and_gives_none(tmp_path, capsys):
+    """A checkpoint that eval cannot read leaves its row's judged score empty, not a crash."""
+    import argparse
+
+    tune = load_script("tune_small")
+    args = argparse.Namespace(data=str(tmp_path), judge_trials=20, judge_seed=0, views=1,
+                              backend="numpy", threads=1)
+    assert tune.judge(tmp_path / "missing.npz", args) is None
+    err = capsys.readouterr().err
+    assert "judging" in err and "missing.npz" in err and "Error:" in err, err
+
+
 def test_a_tiny_real_run_on_group_batches_learns(omniglot_dir, tmp_path):
     """Every pair within group batches (loader "groups"), on the real training split."""
     out, cfg = tmp_path / "groups", tmp_path / "groups.json"
