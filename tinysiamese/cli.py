@@ -491,7 +491,7 @@ def _scorer(models):
     score = oneshot.ensemble([train_mod.model_score(m) for m, _ in models])
     if len(models) == 1:
         return score, f"model {models[0][1]}"
-    return score, f"ensemble of {len(models)} models ({', '.join(_short(p) for _, p in models)})"
+    return score, f"ensemble of {len(models)} models ({_short_all(models, ', ')})"
 
 
 @main.command("verify", context_settings=CONTEXT)
@@ -525,7 +525,7 @@ def verify_command(files, backend_name, views):
     logit = oneshot.with_views(score, views)(a[None, None], b[None, None])
     p = float(ops.sigmoid(np, logit)[0])
     names = (models[0][1].name if len(models) == 1 else
-             " + ".join(_short(path) for _, path in models))  # runs' files share the name best.npz
+             _short_all(models))  # runs' files all share the name best.npz
     seen = f", mean of {views} views" if views > 1 else ""
     click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
                f"({'same' if p >= 0.5 else 'different'}; model {names}{seen})")
@@ -556,6 +556,11 @@ def _save_picture(image, out: Path) -> None:
 def _short(path: Path) -> str:
     """runs/my-run/best.npz -> "my-run/best.npz": enough to tell checkpoints apart."""
     return f"{path.resolve().parent.name}/{path.name}"
+
+
+def _short_all(models, sep: str = " + ") -> str:
+    """The checkpoints of ``_models(...)``, each as :func:`_short` names it."""
+    return sep.join(_short(path) for _, path in models)
 
 
 def _run_title(run_dir: Path) -> str:
@@ -659,7 +664,7 @@ def show_trial_command(checkpoints, data_path, split, seed, out, backend_name, c
     image = plots.trial_image(test, support, p, answer, chosen, score_label="P(same)",
                               title=f"{alphabet}: a {n_way}-way within-alphabet trial (Omniglot "
                                     f"{split} set, seed {seed}, model "
-                                    f"{' + '.join(_short(path) for _, path in models)}"
+                                    f"{_short_all(models)}"
                                     f"{f', {views} views' if views > 1 else ''})")
     _save_picture(image, out)
     said = f"the model chose candidate {chosen + 1} of {n_way}, P(same) {p[chosen]:.3f}"
