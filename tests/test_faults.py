@@ -434,6 +434,7 @@ def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path
     ({**GROUPS, "group": {"alphabet": 2}}, "group has unknown keys ['alphabet']"),
     ({**GROUPS, "group": {"hard_weight": 1.5}}, "group hard_weight must lie strictly between 0 and 1"),
     ({**GROUPS, "group": {"same_weight": "half"}}, "group same_weight must lie strictly between 0 and 1"),
+    ({**GROUPS, "group": {"one_shot_weight": -1}}, "group one_shot_weight must be a number from 0 (off) up"),
     ({**GROUPS, "distortions": 8}, "leave distortions at 0"),
     ({"optim": {"average": 1.5}}, "optim.average must be a number from 0 (off) up to below 1"),
     ({"mirror": "yes"}, "mirror must be true or false"),

@@ -180,3 +180,37 @@ def test_group_step_weighs_same_and_different_pairs_half_each():
     assert n_pairs == 28 and n_same == 4
     assert float(loss) == pytest.approx(by_hand_loss, rel=1e-9)
     assert float(right) == pytest.approx(by_hand_right, rel=1e-12)
+
+
+def test_group_step_adds_the_one_shot_softmax_and_its_gradient():
+    """group_step with one_shot_weight: the loss is bce + w * one_shot_softmax, and every
+    layer's gradient is that sum's, by finite differences through the whole tiny net."""
+    from tinysiamese.gradcheck import numerical_gradient, rel_error
+    from tinysiamese.losses import bce_with_logits, one_shot_softmax
+    from tinysiamese.model import SiameseNet, preset_config
+    from tinysiamese.train import group_step
+
+    backend = get_backend("numpy", np.float64)
+    loader = GroupLoader(fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4, size=28), backend,
+                         alphabets=2, characters=2, drawers=3, batches_per_epoch=1, prefetch=0)
+    batch = next(iter(loader))
+    x, first, second, same, weight = batch
+    model = SiameseNet(preset_config("tiny"), backend=backend, rng=np.random.default_rng(1))
+    for name, b in model.params().items():  # blank paper gives pre-activations of exactly b:
+        if name.startswith("conv") and name.endswith(".b"):  # keep them off ReLU's kink at 0
+            b[...] = np.random.default_rng(2).uniform(0.05, 0.2, b.shape)
+
+    def total():
+        z = model.forward_pair_logits(x, first, second)
+        return float(bce_with_logits(z, same, weight)[0]
+                     + 0.7 * one_shot_softmax(z, first, second, same, len(x))[0])
+
+    plain, _, _ = group_step(model, batch)
+    loss, _, n_pairs = group_step(model, batch, one_shot_weight=0.7)
+    assert n_pairs == 66 and float(loss) == pytest.approx(total(), rel=1e-12)
+    assert float(loss) > float(plain) + 0.7 * np.log(2), "the softmax term is there"
+    analytic = {k: v.copy() for k, v in model.grads().items()}
+    params = model.params()
+    for name in ("conv1.b", "conv3.W", "join.alpha", "join.b"):
+        err = rel_error(analytic[name], numerical_gradient(total, params[name]))
+        assert err < 1e-6, f"{name}: rel error {err:.2e}"

@@ -29,6 +29,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from .checkpoint import (atomic_write, load_checkpoint, remove_stale_temp_files,
                          CheckpointError)
 from .distort import check_distortion
 from .groups import GroupLoader
-from .losses import bce_with_logits
+from .losses import bce_with_logits, one_shot_softmax
 from .model import SiameseNet, encoder_shapes
 from .oneshot import evaluate, within_alphabet_trials
 from .omniglot import (check_mirror, check_rotations, load_paper_split, skipped_note,
@@ -115,16 +116,21 @@ def pair_step(model: SiameseNet, batch):
     return loss, ((z > 0) == (y > 0.5)).mean(), y.shape[0]
 
 
-def group_step(model: SiameseNet, batch):
+def group_step(model: SiameseNet, batch, one_shot_weight: float = 0.0):
     """A step on every pair of a group batch (``groups.GroupLoader``) -> (loss, right, pairs).
 
     The loss is weighted: same pairs and different pairs count half each, and so does
     ``right`` (a balanced accuracy, comparable with :func:`pair_step`'s half-and-half
-    batches).
+    batches). ``one_shot_weight`` > 0 adds that times the batch's one-shot softmax
+    (``losses.one_shot_softmax``: each image picks its character's other drawings out of
+    the other characters' images), and the gradients add alike.
     """
     x, first, second, same, weight = batch
     z = model.forward_pair_logits(x, first, second)
     loss, dz = bce_with_logits(z, same, weight)
+    if one_shot_weight:
+        extra, dz_extra = one_shot_softmax(z, first, second, same, x.shape[0])
+        loss, dz = loss + one_shot_weight * extra, dz + one_shot_weight * dz_extra
     model.backward_pair_logits(dz)
     return loss, (weight * ((z > 0) == (same > 0.5))).sum(), same.shape[0]
 
@@ -146,9 +152,12 @@ def make_loader(cfg: dict, train_set, backend, seed: int):
                           distortions=cfg.get("distortions", 0),
                           hard_negative_fraction=cfg.get("hard_negative_fraction", 0.0),
                           **distort, seed=seed), pair_step
-    return GroupLoader(train_set, backend, **cfg.get("group", {}),
+    group = dict(cfg.get("group", {}))
+    one_shot_weight = group.pop("one_shot_weight", 0.0)
+    step = partial(group_step, one_shot_weight=one_shot_weight) if one_shot_weight else group_step
+    return GroupLoader(train_set, backend, **group,
                        batches_per_epoch=cfg.get("batches_per_epoch", 720),
-                       **distort, seed=seed), group_step
+                       **distort, seed=seed), step
 
 
 def check_loader(cfg: dict) -> str:
@@ -160,10 +169,15 @@ def check_loader(cfg: dict) -> str:
     group = cfg.get("group", {})
     if not isinstance(group, dict):
         raise ValueError(f"group must be a JSON object such as {{\"alphabets\": 4}}, not {group!r}")
-    unknown = set(group) - {"alphabets", "characters", "drawers", "same_weight", "hard_weight"}
+    unknown = set(group) - {"alphabets", "characters", "drawers", "same_weight", "hard_weight",
+                            "one_shot_weight"}
     if unknown:
         raise ValueError(f"group has unknown keys {sorted(unknown)}: it takes alphabets, "
-                         "characters, drawers, same_weight and hard_weight")
+                         "characters, drawers, same_weight, hard_weight and one_shot_weight")
+    one_shot = group.get("one_shot_weight", 0.0)
+    if isinstance(one_shot, bool) or not isinstance(one_shot, (int, float)) or not 0 <= one_shot < math.inf:
+        raise ValueError(f"group one_shot_weight must be a number from 0 (off) up, such as 1.0, "
+                         f"not {one_shot!r}")
     for key in ("same_weight", "hard_weight"):
         share = group.get(key)
         if key in group and (isinstance(share, bool) or not isinstance(share, (int, float))
