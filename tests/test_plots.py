@@ -17,7 +17,7 @@ from tinysiamese import omniglot, plots
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import save_checkpoint
-from tinysiamese.cli import _run_title
+from tinysiamese.cli import _loss_heading, _run_title
 from tinysiamese.model import SiameseNet, preset_config
 from cli_helpers import assert_one_line_error, run
 
@@ -363,3 +363,23 @@ def test_pictures_on_the_real_data(tiny_checkpoint, omniglot_dir, tmp_path):
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[-1].startswith(("right: ", "wrong: "))
         assert 600 <= Image.open(out).width <= 1200
+
+
+def test_plot_names_the_one_shot_softmax_in_the_loss_heading(run_dir, tmp_path):
+    """A run trained with group.one_shot_weight had more than the cross-entropy as its loss:
+    the heading says so, and the picture differs from the same metrics without it."""
+    one_shot = tmp_path / "one-shot"
+    one_shot.mkdir()
+    (one_shot / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text())
+    (one_shot / "config.json").write_text(json.dumps(
+        {"preset": "tiny", "loader": "groups", "group": {"one_shot_weight": 3.0}}))
+    assert _loss_heading(one_shot) == "training loss (cross-entropy + 3 x softmax)"
+    assert _loss_heading(run_dir) == "training loss (cross-entropy per pair)"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text())
+    (plain / "config.json").write_text(json.dumps({"preset": "tiny"}))
+    for folder in (one_shot, plain):
+        assert run("plot", folder).exit_code == 0
+    pixels = [np.asarray(Image.open(folder / "curves.png")) for folder in (one_shot, plain)]
+    assert (pixels[0] != pixels[1]).any(), "the heading did not reach the picture"

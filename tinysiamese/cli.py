@@ -563,6 +563,19 @@ def _short_all(models, sep: str = " + ") -> str:
     return sep.join(_short(path) for _, path in models)
 
 
+def _loss_heading(run_dir: Path) -> str:
+    """What the run's training loss was, from its config.json: the cross-entropy per pair,
+    plus w times the one-shot softmax when the config set group.one_shot_weight w."""
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+        weight = cfg["group"].get("one_shot_weight", 0) if cfg.get("loader") == "groups" else 0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        weight = 0
+    if weight:
+        return f"training loss (cross-entropy + {weight:g} x softmax)"
+    return "training loss (cross-entropy per pair)"
+
+
 def _run_title(run_dir: Path) -> str:
     """"<run>: preset small, test 20-way 87.5%", from what the run folder holds."""
     parts = []
@@ -611,7 +624,8 @@ def plot_command(run_dir, out):
         raise click.UsageError(str(exc)) from None
     if not metrics:
         raise click.UsageError(f"{metrics_path} holds no epoch yet; plot again after the first")
-    _save_picture(plots.learning_curves(metrics, title=_run_title(run_dir)),
+    _save_picture(plots.learning_curves(metrics, title=_run_title(run_dir),
+                                        loss_heading=_loss_heading(run_dir)),
                   out or run_dir / "curves.png")
 
 

@@ -230,7 +230,8 @@ def _panel(draw, box, xs, series, xticks, yticks, heading, s, percent=False, bes
 
 
 def learning_curves(metrics: list[dict], title: str | None = None,
-                    size: tuple[int, int] = (800, 500)) -> Image.Image:
+                    size: tuple[int, int] = (800, 500),
+                    loss_heading: str = "training loss (cross-entropy per pair)") -> Image.Image:
     """Training loss (left) and one-shot accuracy (right) against the epoch.
 
     metrics: the records of ``metrics.jsonl``, one dict per epoch with "epoch", "loss",
@@ -238,6 +239,8 @@ def learning_curves(metrics: list[dict], title: str | None = None,
              pairs). Missing or non-finite values leave gaps; a resumed run that logged an
              epoch twice is drawn with its last record. The best validation epoch is marked.
     size:    (width, height) in pixels.
+    loss_heading: what the loss is (a run with the one-shot softmax adds it to the
+             cross-entropy, see ``cli.plot``).
     """
     if not metrics:
         raise ValueError("no epochs to plot: the run has not finished an epoch yet")
@@ -287,7 +290,7 @@ def learning_curves(metrics: list[dict], title: str | None = None,
     half = W * s / 2
     best_x = None if marker is None else marker[0]
     _panel(draw, (70 * s, top, half - 24 * s, bottom), xs, [(loss, LOSS_COLOUR)], xticks,
-           loss_ticks, "training loss (cross-entropy per pair)", s, best_x=best_x)
+           loss_ticks, loss_heading, s, best_x=best_x)
     acc_series = [(val, VAL_COLOUR)] + ([(train_acc, TRAIN_ACC_COLOUR)] if has_train_acc else [])
     _panel(draw, (half + 58 * s, top, W * s - 24 * s, bottom), xs, acc_series, xticks,
            acc_ticks, "accuracy", s, percent=True, best_x=best_x, marker=marker)
