@@ -10,7 +10,8 @@ which is nearly all the cost, runs once per image; only the cheap join runs per 
 (``SiameseNet.forward_pair_logits``). The loss is the paper's, the binary cross-entropy of
 each pair, with the same pairs and the different pairs each given half of the weight:
 they are 1 in 21 of the pairs, and an unweighted mean would teach the net mostly to say
-"different".
+"different". ``{"group": {"one_shot_weight": w}}`` adds ``w`` times a one-shot softmax over
+the same pairs (``losses.one_shot_softmax``, in ``train.group_step``).
 
 Every image gets a fresh random affine distortion (the paper's, see
 :mod:`tinysiamese.distort`). Like :class:`~tinysiamese.pairs.PairLoader`, everything epoch
