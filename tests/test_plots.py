@@ -61,6 +61,20 @@ def test_nice_ticks_by_hand(lo, hi, integer, expected):
     assert ticks == pytest.approx(expected), f"ticks for [{lo}, {hi}]: {ticks}"
 
 
+@pytest.mark.parametrize("value, step, percent, expected", [
+    (0.75, 0.25, False, "0.75"),  # was "0.8": one decimal for every step under 1
+    (1.25, 0.25, False, "1.25"),
+    (0.4, 0.2, False, "0.4"),
+    (0.45, 0.05, False, "0.45"),
+    (7.5, 2.5, False, "7.5"),
+    (20, 10, False, "20"),
+    (0.85, 0.05, True, "85%"),
+    (0.825, 0.025, True, "82.5%"),
+])
+def test_tick_labels_show_the_step_s_decimals(value, step, percent, expected):
+    assert plots._tick_label(value, step, percent) == expected
+
+
 @pytest.mark.parametrize("n_epochs", [1, 2, 37, 120])
 def test_learning_curves_draw_both_curves_at_the_asked_size(n_epochs):
     image = plots.learning_curves(metrics_records(n_epochs), title="a run")

@@ -148,9 +148,8 @@ def _tick_label(value: float, step: float, percent: bool = False) -> str:
     if percent:
         value, step = 100 * value, 100 * step
     step = round(step, 9)  # 100 * 0.05 is 5.000000000000001
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    if decimals == 0 and step % 1:  # 2.5, 25, ...
-        decimals = 1
+    # as many decimals as the step needs, so that ticks 0.25 apart never read 0.2 and 0.5
+    decimals = next(d for d in range(10) if abs(round(step, d) - step) <= 1e-9 * step)
     return f"{value:.{decimals}f}" + ("%" if percent else "")
 
 
