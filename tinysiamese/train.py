@@ -175,7 +175,8 @@ def check_loader(cfg: dict) -> str:
         raise ValueError(f"group has unknown keys {sorted(unknown)}: it takes alphabets, "
                          "characters, drawers, same_weight, hard_weight and one_shot_weight")
     one_shot = group.get("one_shot_weight", 0.0)
-    if isinstance(one_shot, bool) or not isinstance(one_shot, (int, float)) or not 0 <= one_shot < math.inf:
+    if (isinstance(one_shot, bool) or not isinstance(one_shot, (int, float))
+            or not 0 <= one_shot < math.inf):
         raise ValueError(f"group one_shot_weight must be a number from 0 (off) up, such as 1.0, "
                          f"not {one_shot!r}")
     for key in ("same_weight", "hard_weight"):
