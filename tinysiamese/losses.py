@@ -27,39 +27,40 @@ def bce_with_logits(z, y, weights=None):
 def one_shot_softmax(z, first, second, same, n_images: int):
     """A one-shot trial for every (image, other drawing of its character) of a group batch.
 
-    z: (P,) logits of the pairs (first[p], second[p]) among ``n_images`` images, each
+    z: (P,) logits of the pairs (first[p], second[p]) among M = ``n_images`` images, each
     unordered pair once (``groups.pairs_within``); same: (P,) 1 where both show one
     character -> (loss: 0-d array, dz: (P,)).
     The test asks which of N candidates shows the test character, so train on that
     question: anchor i, its positive j and every image k of another character, softmax
     cross-entropy -log e^z_ij / (e^z_ij + sum_k e^z_ik) = softplus(L_i - z_ij) with
-    L_i = logsumexp_k z_ik, averaged over the n ordered (i, j). Then
-      dloss/dz_ij = -s_ij / n                    s_ij = sigmoid(L_i - z_ij)
-      dloss/dz_ik = softmax_i(k) sum_j s_ij / n  softmax_i over row i's negatives
+    L_i = logsumexp_k z_ik, averaged over the K ordered (i, j). Then
+      dloss/dz_ij = -s_ij / K                    s_ij = sigmoid(L_i - z_ij)
+      dloss/dz_ik = softmax_i(k) sum_j s_ij / K  softmax_i over row i's negatives
     and a pair's logit sits in rows i and j both, so dz_p = dS[i, j] + dS[j, i].
     The join's bias cancels in every softmax: this loss leaves it to the cross-entropy.
     """
     xp = array_module(z)
-    S = xp.zeros((n_images, n_images), dtype=z.dtype)
+    S = xp.zeros((n_images, n_images), dtype=z.dtype)  # (M, M), symmetric
     S[first, second] = z
     S[second, first] = z
-    Y = xp.zeros((n_images, n_images), dtype=bool)
+    Y = xp.zeros((n_images, n_images), dtype=bool)  # (M, M), the positives
     Y[first, second] = same > 0.5
     Y[second, first] = same > 0.5
     negative = ~Y
     negative[xp.arange(n_images), xp.arange(n_images)] = False
     # logsumexp over each row's negatives, shifted by the row's largest for stability
     masked = xp.where(negative, S, -xp.inf)
-    top = masked.max(axis=1, keepdims=True)  # (n, 1)
-    e = xp.exp(masked - top)  # 0 off the negatives
-    L = top + xp.log(e.sum(axis=1, keepdims=True))  # (n, 1)
-    n = Y.sum()
+    top = masked.max(axis=1, keepdims=True)  # (M, 1)
+    e = xp.exp(masked - top)  # (M, M), 0 off the negatives
+    row_sum = e.sum(axis=1, keepdims=True)  # (M, 1)
+    L = top + xp.log(row_sum)  # (M, 1)
+    K = Y.sum()
     margin = xp.where(Y, L - S, 0.0)
     per_pos = xp.maximum(margin, 0) + xp.log1p(xp.exp(-xp.abs(margin)))  # softplus, stable
-    loss = xp.where(Y, per_pos, 0.0).sum() / n
-    s = xp.where(Y, sigmoid(xp, margin), 0.0)  # (n, n), zero off the positives
-    dS = (e / e.sum(axis=1, keepdims=True)) * s.sum(axis=1, keepdims=True) - s
-    dS = dS / n
+    loss = xp.where(Y, per_pos, 0.0).sum() / K
+    s = xp.where(Y, sigmoid(xp, margin), 0.0)  # (M, M), zero off the positives
+    dS = (e / row_sum) * s.sum(axis=1, keepdims=True) - s
+    dS = dS / K
     return loss, (dS[first, second] + dS[second, first]).astype(z.dtype, copy=False)
 
 

@@ -44,8 +44,9 @@ PRESETS = {
         # every pair among 4 alphabets x 4 characters x 4 drawings a batch (groups.py): 64
         # images, 2,016 pairs; 720 batches an epoch. Chosen on validation, docs/tuning.md;
         # one_shot_weight: 0.3 x a one-shot softmax over the batch joins the cross-entropy
-        # (losses.one_shot_softmax; round 20: 1.1 and 1.75 points over the loss alone on two
-        # sets of 4,000 validation trials; 1 and 3 diverged)
+        # (losses.one_shot_softmax; round 20: 1.1 and 1.75 points over the shipped model of
+        # the cross-entropy alone on two sets of 4,000 validation trials, round 21: 0.7-1.3 over
+        # its runs of two more seeds; weights 1 and 3 diverged)
         "loader": "groups",
         "group": {"alphabets": 4, "characters": 4, "drawers": 4, "one_shot_weight": 0.3},
         "batches_per_epoch": 720,
