@@ -563,14 +563,21 @@ def _short_all(models, sep: str = " + ") -> str:
     return sep.join(_short(path) for _, path in models)
 
 
+def _run_file(run_dir: Path, name: str) -> dict:
+    """A JSON file of a run folder (config.json, summary.json) as a dict; {} if unreadable."""
+    try:
+        data = json.loads((run_dir / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _loss_heading(run_dir: Path) -> str:
     """What the run's training loss was, from its config.json: the cross-entropy per pair,
     plus w times the one-shot softmax when the config set group.one_shot_weight w."""
-    try:
-        cfg = json.loads((run_dir / "config.json").read_text())
-        weight = cfg["group"].get("one_shot_weight", 0) if cfg.get("loader") == "groups" else 0
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        weight = 0
+    cfg = _run_file(run_dir, "config.json")
+    group = cfg.get("group") if cfg.get("loader") == "groups" else None
+    weight = group.get("one_shot_weight", 0) if isinstance(group, dict) else 0
     if weight:
         return f"training loss (cross-entropy + {weight:g} x softmax)"
     return "training loss (cross-entropy per pair)"
@@ -579,14 +586,13 @@ def _loss_heading(run_dir: Path) -> str:
 def _run_title(run_dir: Path) -> str:
     """"<run>: preset small, test 20-way 87.5%", from what the run folder holds."""
     parts = []
+    preset = _run_file(run_dir, "config.json").get("preset")
+    if preset:
+        parts.append(f"preset {preset}")
+    test = _run_file(run_dir, "summary.json").get("test")
     try:
-        parts.append(f"preset {json.loads((run_dir / 'config.json').read_text())['preset']}")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        test = json.loads((run_dir / "summary.json").read_text())["test"]
         parts.append(f"test 20-way {100 * test['accuracy']:.1f}%")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         pass
     name = run_dir.resolve().name
     return f"{name}: {', '.join(parts)}" if parts else name
