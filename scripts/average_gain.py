@@ -18,6 +18,7 @@ from pathlib import Path
 from tinysiamese import oneshot
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from tinysiamese.config import config_from_dict
 from tinysiamese.omniglot import load_paper_split
 from tinysiamese.train import model_score
 
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
         ap.error(f"{args.run / 'last.npz'} holds no weight average: the run was trained "
                  "without optim.average")
     backend = get_backend("numpy")
-    val = load_paper_split(args.data, "val", last.config["image_size"])
+    val = load_paper_split(args.data, "val", config_from_dict(last.config).network.image_size)
     trials = oneshot.within_alphabet_trials(val, n_way=20, n_trials=args.trials, seed=args.seed)
     print(f"{args.run / 'last.npz'}: epoch {last.meta['epoch']}, "
           f"{last.meta['average_steps']} steps averaged; validation, {args.trials} trials, "

@@ -100,7 +100,7 @@ def machine_info(threads: int) -> dict:
 def tune_malloc() -> bool:
     """Keep freed memory in the process, as ``tinysiamese train`` does (see
     ``tinysiamese.train.keep_freed_memory``): the benchmark measures what training runs."""
-    from tinysiamese.train import keep_freed_memory
+    from tinysiamese.backend import keep_freed_memory
 
     return keep_freed_memory()
 

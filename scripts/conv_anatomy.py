@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from tinysiamese import ops
-from tinysiamese.train import keep_freed_memory
+from tinysiamese.backend import keep_freed_memory
 
 
 def median_seconds(fn, repeats: int) -> float:

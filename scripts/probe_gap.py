@@ -35,10 +35,12 @@ import numpy as np
 
 import tinysiamese.omniglot
 import tinysiamese.pairs
+import tinysiamese.runfolder
 import tinysiamese.train
 from tinysiamese.backend import get_backend
 from tinysiamese.distort import identity_params
-from tinysiamese.model import SiameseNet, preset_config
+from tinysiamese.config import build_config
+from tinysiamese.model import SiameseNet
 
 PROBES = ("none", "refhp", "tinit", "inv", "centre", "d20", "nodistort")
 INK_MEAN, INK_STD = 0.082, 0.259  # over all 52 x 52 validation images (ink 1, paper 0)
@@ -105,8 +107,10 @@ def main() -> None:
     overrides["optim"] = {**overrides.get("optim", {}), **extra.pop("optim", {})}
     overrides.update(extra)
     install(probes)
-    tinysiamese.train.train(preset_config("small", overrides), data_root=args.data,
-                            backend=get_backend("numpy"), out_dir=args.out, seed=args.seed)
+    cfg = build_config("small", {**overrides, "seed": args.seed})
+    data = tinysiamese.train.omniglot_data(args.data, cfg.network.image_size, with_test=False)
+    tinysiamese.train.train(cfg, data, get_backend("numpy"),
+                            tinysiamese.runfolder.RunFolder(args.out, args.data))
 
 
 if __name__ == "__main__":

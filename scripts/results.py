@@ -35,6 +35,7 @@ import numpy as np
 from tinysiamese import baselines, mnist, oneshot
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint
+from tinysiamese.config import config_from_dict
 from tinysiamese.omniglot import load_paper_split
 from tinysiamese.pairs import PairLoader
 from tinysiamese.pretrained import pretrained_path
@@ -109,7 +110,7 @@ def main(argv=None):
     backend = get_backend("numpy")
     paths = [Path(p) for p in args.checkpoint] if args.checkpoint else [pretrained_path()]
     models = [model_from_checkpoint(load_checkpoint(p), backend) for p in paths]
-    sizes = {m.cfg["image_size"] for m in models}
+    sizes = {m.network.image_size for m in models}
     if len(sizes) != 1:
         ap.error(f"the checkpoints read different input sizes: {sorted(sizes)}")
     size, model = sizes.pop(), models[0]
@@ -149,7 +150,7 @@ def main(argv=None):
     lines = [
         f"Model: {' + '.join(f'`{p.name}`' for p in paths)} "
         f"({f'an ensemble of {len(models)} nets, each ' if len(models) > 1 else ''}"
-        f"preset `{model.cfg['preset']}`, {model.n_params():,} parameters, "
+        f"preset `{config_from_dict(load_checkpoint(paths[0]).config).preset}`, {model.n_params():,} parameters, "
         f"{size}x{size} input). Machine: {machine}. Command: "
         f"`python scripts/results.py {' '.join(argv or sys.argv[1:])}` "
         f"({time.perf_counter() - t0:.0f} s).",

@@ -18,6 +18,7 @@ import numpy as np
 from tinysiamese import oneshot
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from tinysiamese.config import config_from_dict
 from tinysiamese.omniglot import load_paper_split
 from tinysiamese.pretrained import pretrained_path
 from tinysiamese.train import model_score
@@ -39,7 +40,7 @@ def main(argv=None):
         sys.exit("float16 cannot hold these weights (overflow); not shipped")
 
     backend = get_backend("numpy")
-    test = load_paper_split(args.data, "test", ckpt.config["image_size"])
+    test = load_paper_split(args.data, "test", config_from_dict(ckpt.config).network.image_size)
     trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
     full = oneshot.evaluate(model_score(model_from_checkpoint(ckpt, backend)), trials)
     ckpt.params = half

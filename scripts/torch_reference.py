@@ -30,7 +30,8 @@ import time
 import numpy as np
 
 from tinysiamese.backend import get_backend
-from tinysiamese.model import SiameseNet, preset_config
+from tinysiamese.config import build_config
+from tinysiamese.model import SiameseNet
 from tinysiamese.omniglot import load_paper_split, with_rotations
 from tinysiamese.oneshot import evaluate, within_alphabet_trials
 from tinysiamese.optim import DECAYED, learning_rate, momentum
@@ -89,21 +90,21 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    cfg = preset_config(args.preset, json.loads(args.config))
+    cfg = build_config(args.preset, json.loads(args.config))
     numpy_backend = get_backend("numpy")
-    size = cfg["image_size"]
-    train_set = with_rotations(load_paper_split(args.data, "train", size), cfg.get("rotations", 1))
+    size = cfg.network.image_size
+    train_set = with_rotations(load_paper_split(args.data, "train", size), cfg.loader.rotations)
     val_set = load_paper_split(args.data, "val", size)
     # the same trials as `tinysiamese train` with this seed draws
-    trials = within_alphabet_trials(val_set, n_way=20, n_trials=cfg.get("val_trials", 320),
+    trials = within_alphabet_trials(val_set, n_way=20, n_trials=cfg.run.val_trials,
                                     seed=args.seed + 1)
-    model = SiameseNet(cfg, backend=numpy_backend, rng=np.random.default_rng(args.seed))
+    model = SiameseNet(cfg.network, backend=numpy_backend, rng=np.random.default_rng(args.seed))
     encoder, params = build(torch, model)
     velocity = {k: torch.zeros_like(p) for k, p in params.items()}
-    o = cfg["optim"]
-    loader = PairLoader(train_set, numpy_backend, batch_size=cfg["batch_size"],
-                        pairs_per_epoch=cfg["pairs_per_epoch"],
-                        hard_negative_fraction=cfg.get("hard_negative_fraction", 0.0),
+    o = cfg.optim
+    loader = PairLoader(train_set, numpy_backend, batch_size=cfg.loader.batch_size,
+                        pairs_per_epoch=cfg.loader.pairs_per_epoch,
+                        hard_negative_fraction=cfg.loader.hard_negative_fraction,
                         seed=args.seed)
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
@@ -117,8 +118,8 @@ def main() -> None:
     print(f"PyTorch {torch.__version__}, {args.threads} thread(s), preset {args.preset}, "
           f"config {args.config}, seed {args.seed}")
     for epoch in range(args.epochs):
-        lr = learning_rate(o["lr"], epoch, o.get("lr_decay", 0.99))
-        mu = momentum(o["momentum"], epoch, int(o.get("momentum_epochs", 10)))
+        lr = learning_rate(o.lr, epoch, o.lr_decay)
+        mu = momentum(o.momentum, epoch, o.momentum_epochs)
         t0, loss_sum, seen = time.perf_counter(), 0.0, 0
         for x1, x2, y in loader.iter_epoch(epoch):
             for p in params.values():
@@ -128,8 +129,8 @@ def main() -> None:
             with torch.no_grad():  # tinysiamese.optim.momentum_step: v = mu v - lr (g + 2 l2 w)
                 for k, p in params.items():
                     step = p.grad
-                    if o["l2"] and k.split(".")[1] in DECAYED:
-                        step = step + 2.0 * o["l2"] * p
+                    if o.l2 and k.split(".")[1] in DECAYED:
+                        step = step + 2.0 * o.l2 * p
                     velocity[k].mul_(mu).sub_(lr * step)
                     p.add_(velocity[k])
             loss_sum += loss.item() * y.shape[0]

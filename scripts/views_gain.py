@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     backend = get_backend("numpy")
     models = [model_from_checkpoint(load_checkpoint(p), backend) for p in args.checkpoints]
-    sizes = {m.cfg["image_size"] for m in models}
+    sizes = {m.network.image_size for m in models}
     if len(sizes) != 1:
         ap.error(f"the checkpoints read different input sizes: {sorted(sizes)}")
     val = load_paper_split(args.data, "val", sizes.pop())

@@ -35,3 +35,19 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def train_run(cfg, *, data_root, out_dir, backend=None, seed=None, resume=False, log=None,
+              progress=None, max_steps=None, on_bad_image="error"):
+    """``train.train`` on the paper's Omniglot splits of ``data_root``, quietly: what the
+    `train` command does, without its options. ``seed`` sets run.seed."""
+    from tinysiamese.backend import get_backend
+    from tinysiamese.runfolder import RunFolder
+    from tinysiamese.train import omniglot_data, train
+
+    if seed is not None:
+        cfg = cfg.replace("run", seed=seed)
+    data = omniglot_data(data_root, cfg.network.image_size, cfg.run.test_trials > 0, on_bad_image)
+    return train(cfg, data, backend or get_backend(), RunFolder(out_dir, data_root),
+                 resume=resume, log=log or (lambda text: None), progress=progress,
+                 max_steps=max_steps)

@@ -13,7 +13,8 @@ import tinysiamese.model
 import tinysiamese.ops
 from tinysiamese.backend import (BACKEND_NAMES, Backend, BackendUnavailableError, array_module,
                                  get_backend)
-from tinysiamese.model import SiameseNet, preset_config
+from tinysiamese.config import PRESETS, build_config
+from tinysiamese.model import SiameseNet
 
 
 def test_numpy_backend_fields():
@@ -114,7 +115,7 @@ class Tripwire:
 
 
 def test_engine_computes_only_through_the_backends_xp(monkeypatch):
-    cfg = preset_config("tiny")
+    cfg = PRESETS["tiny"].network
     rng = np.random.default_rng(0)
     x1 = rng.random((3, 1, 28, 28)).astype(np.float32)
     x2 = rng.random((3, 1, 28, 28)).astype(np.float32)

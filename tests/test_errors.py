@@ -23,7 +23,8 @@ from tinysiamese import download as dl
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from tinysiamese.images import load_user_image
-from tinysiamese.model import SiameseNet, preset_config
+from tinysiamese.config import PRESETS, build_config
+from tinysiamese.model import SiameseNet
 from cli_helpers import assert_one_line_error, run
 
 
@@ -44,9 +45,9 @@ def rewrite_zip(path, replace=None, extra=None):
 def tiny_ckpt(tmp_path_factory):
     """A freshly initialised tiny model saved as a checkpoint (28 px input)."""
     path = tmp_path_factory.mktemp("ckpt") / "tiny.npz"
-    cfg = preset_config("tiny")
-    model = SiameseNet(cfg, backend=get_backend(), rng=np.random.default_rng(0))
-    save_checkpoint(path, {k: np.asarray(v) for k, v in model.params().items()}, {"config": cfg})
+    model = SiameseNet(PRESETS["tiny"].network, backend=get_backend(), rng=np.random.default_rng(0))
+    save_checkpoint(path, {k: np.asarray(v) for k, v in model.params().items()},
+                    {"config": PRESETS["tiny"].to_dict()})
     return path
 
 
@@ -263,8 +264,8 @@ def test_alpha_is_laid_on_white_and_colour_made_grey(tmp_path):
     (["train", "--epochs", 0], ["'--epochs'", "at least 1, not 0"]),
     (["train", "--epochs", -3], ["'--epochs'", "at least 1, not -3"]),
     (["train", "--batch-size", 0], ["'--batch-size'", "at least 1, not 0"]),
-    (["train", "--pairs-per-epoch", 0], ["'--pairs-per-epoch'", "at least 1"]),
-    (["train", "--distortions", -1], ["--distortions must be 0 or more"]),
+    (["train", "--steps-per-epoch", 0], ["'--steps-per-epoch'", "at least 1"]),
+    (["train", "--distortions", -1], ["'--distortions'", "-1 is not in the range"]),
     (["train", "--seed", -1], ["'--seed'", "-1 is not in the range"]),
     (["eval", "--seed", -1], ["'--seed'", "-1 is not in the range"]),
     (["gradcheck", "--seed", -1], ["'--seed'", "-1 is not in the range"]),
@@ -284,7 +285,7 @@ def test_bad_options(args, patterns):
 
 def test_odd_batch_size(fake_paper_root):
     result = run("train", "--preset", "tiny", "--batch-size", 3, "--data", fake_paper_root)
-    assert_one_line_error(result, 2, "--batch-size must be even", "not 3")
+    assert_one_line_error(result, 2, "batch_size must be an even whole number", "not 3")
 
 
 @pytest.mark.parametrize("ways, patterns", [
@@ -371,8 +372,8 @@ def _bad_checkpoints(folder, good):
     save_checkpoint(case("names.npz", 2, "its arrays do not match", "missing ['conv1.W']",
                          "unexpected ['encoder.W']"), names, ckpt.meta)
     save_checkpoint(case("other_preset.npz", 2, "its arrays do not match its config (preset "
-                         "'small')"), ckpt.params, {"config": preset_config("small")})
-    save_checkpoint(case("bad_config.npz", 2, "its config cannot build a model", "KeyError"),
+                         "'small')"), ckpt.params, {"config": PRESETS["small"].to_dict()})
+    save_checkpoint(case("bad_config.npz", 2, "its config cannot build a model", "too small"),
                     ckpt.params, {"config": {"image_size": 28}})
     return cases, marker
 
@@ -411,9 +412,10 @@ def test_verify_with_views_is_the_sigmoid_of_the_mean_logit(tiny_ckpt, pngs):
 
 
 def _tiny_checkpoint(path, seed, **overrides):
-    cfg = preset_config("tiny", overrides)
-    model = SiameseNet(cfg, backend=get_backend(), rng=np.random.default_rng(seed))
-    save_checkpoint(path, {k: np.asarray(v) for k, v in model.params().items()}, {"config": cfg})
+    cfg = build_config("tiny", overrides)
+    model = SiameseNet(cfg.network, backend=get_backend(), rng=np.random.default_rng(seed))
+    save_checkpoint(path, {k: np.asarray(v) for k, v in model.params().items()},
+                    {"config": cfg.to_dict()})
     return path, model
 
 

@@ -13,7 +13,8 @@ from tinysiamese.gradcheck import (LAYER_NAMES, STUDENT_ARGS, check_layer, check
                                    check_standard, load_student_layer, numerical_gradient,
                                    rel_error)
 from tinysiamese.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
-from tinysiamese.model import SiameseNet, preset_config
+from tinysiamese.config import PRESETS, build_config
+from tinysiamese.model import SiameseNet
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -103,7 +104,7 @@ def test_extra_shapes_pass(backend):
 def test_check_siamese_on_the_tiny_preset_with_odd_batch():
     be = get_backend("numpy", np.float64)
     rng = np.random.default_rng(12)
-    cfg = preset_config("tiny", {"image_size": 21, "conv": [[2, 4], [2, 3]], "dense": 3})
+    cfg = build_config("tiny", {"image_size": 21, "conv": [[2, 4], [2, 3]], "dense": 3}).network
     model = SiameseNet(cfg, backend=be, rng=rng)
     x1, x2 = rng.random((1, 1, 21, 21)), rng.random((1, 1, 21, 21))
     results = check_siamese(model, x1, x2, np.array([0.0]))
@@ -205,7 +206,7 @@ def test_checker_refuses_float32():
         check_layer(Dense(3, 2, backend=b32, rng=rng), (b32.asarray(np.ones((2, 3))),))
     with pytest.raises(ValueError, match="float64"):  # float32 input to a parameter-free layer
         check_layer(ReLU(), (np.ones((2, 3), dtype=np.float32),))
-    model = SiameseNet(preset_config("tiny"), backend=b32, rng=rng)
+    model = SiameseNet(PRESETS["tiny"].network, backend=b32, rng=rng)
     x = b32.asarray(np.ones((1, 1, 28, 28)))
     with pytest.raises(ValueError, match="float64"):
         check_siamese(model, x, x, np.ones(1))

@@ -158,8 +158,9 @@ def test_bad_settings_say_what_is_wrong(kwargs, message):
 
 def test_group_step_weighs_same_and_different_pairs_half_each():
     """train.group_step: its loss and its (balanced) accuracy, by a plain loop over pairs."""
-    from tinysiamese.model import SiameseNet, preset_config
-    from tinysiamese.train import group_step
+    from tinysiamese.config import PRESETS
+    from tinysiamese.model import SiameseNet
+    from tinysiamese.steps import group_step
 
     backend = get_backend("numpy", np.float64)
     subset = fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4, size=28)
@@ -167,7 +168,7 @@ def test_group_step_weighs_same_and_different_pairs_half_each():
                          batches_per_epoch=1, prefetch=0)
     batch = next(iter(loader))
     x, first, second, same, weight = batch
-    model = SiameseNet(preset_config("tiny"), backend=backend, rng=np.random.default_rng(0))
+    model = SiameseNet(PRESETS["tiny"].network, backend=backend, rng=np.random.default_rng(0))
     loss, right, n_pairs = group_step(model, batch)
     z = [model.forward_logits(x[i:i + 1], x[j:j + 1])[0] for i, j in zip(first, second)]
     n_same = int(same.sum())
@@ -187,15 +188,16 @@ def test_group_step_adds_the_one_shot_softmax_and_its_gradient():
     layer's gradient is that sum's, by finite differences through the whole tiny net."""
     from tinysiamese.gradcheck import numerical_gradient, rel_error
     from tinysiamese.losses import bce_with_logits, one_shot_softmax
-    from tinysiamese.model import SiameseNet, preset_config
-    from tinysiamese.train import group_step
+    from tinysiamese.config import PRESETS
+    from tinysiamese.model import SiameseNet
+    from tinysiamese.steps import group_step
 
     backend = get_backend("numpy", np.float64)
     loader = GroupLoader(fake_subset(alphabet_sizes=(3, 5, 4), n_drawers=4, size=28), backend,
                          alphabets=2, characters=2, drawers=3, batches_per_epoch=1, prefetch=0)
     batch = next(iter(loader))
     x, first, second, same, weight = batch
-    model = SiameseNet(preset_config("tiny"), backend=backend, rng=np.random.default_rng(1))
+    model = SiameseNet(PRESETS["tiny"].network, backend=backend, rng=np.random.default_rng(1))
     for name, b in model.params().items():  # blank paper gives pre-activations of exactly b:
         if name.startswith("conv") and name.endswith(".b"):  # keep them off ReLU's kink at 0
             b[...] = np.random.default_rng(2).uniform(0.05, 0.2, b.shape)

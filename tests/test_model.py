@@ -6,58 +6,43 @@ from reference import rel_err
 from tinysiamese.backend import get_backend
 from tinysiamese.gradcheck import check_siamese_pairs
 from tinysiamese.losses import bce_with_logits
-from tinysiamese.model import PRESETS, SiameseNet, encoder_shapes, preset_config
+from tinysiamese.config import PRESETS, ConfigError, build_config, encoder_shapes
+from tinysiamese.model import SiameseNet
 
 
 def images(rng, n, size):
     return rng.random((n, 1, size, size)).astype(np.float32)
 
 
-# --------------------------------------------------------------------------- presets
-def test_preset_config_merges_overrides():
-    cfg = preset_config("tiny", {"dense": 16, "optim": {"lr": 0.5, "layers": {"join": {"lr": 1}}}})
-    assert cfg["preset"] == "tiny" and cfg["dense"] == 16
-    assert cfg["optim"]["lr"] == 0.5 and cfg["optim"]["momentum"] == 0.9, "nested dict not merged"
-    assert cfg["optim"]["layers"] == {"join": {"lr": 1}}
-    assert cfg["conv"] == [[4, 5], [8, 3], [8, 3]]
-    cfg["conv"][0][0] = 99
-    assert PRESETS["tiny"]["conv"][0][0] == 4 and PRESETS["tiny"]["optim"]["lr"] == 0.05, \
-        "preset_config returned a shallow copy"
-
-
-def test_preset_config_unknown_name():
-    with pytest.raises(ValueError, match="koch, small, tiny"):
-        preset_config("huge")
-
-
+# --------------------------------------------------------------------------- shapes of presets
 @pytest.mark.parametrize("name, sizes", [("koch", [48, 21, 9, 6]), ("small", [24, 10, 4, 2]),
                                          ("tiny", [12, 5, 3])])
 def test_encoder_shapes_of_presets(name, sizes):
     # koch: 105 -conv10-> 96 -pool-> 48 -conv7-> 42 -> 21 -conv4-> 18 -> 9 -conv4-> 6
-    assert encoder_shapes(preset_config(name)) == sizes
+    assert encoder_shapes(PRESETS[name].network) == sizes
 
 
 def test_encoder_shapes_smallest_image():
     # tiny: 20 -conv5-> 16 -> 8 -conv3-> 6 -> 3 -conv3-> 1 is the smallest that fits
-    assert encoder_shapes(preset_config("tiny", {"image_size": 20})) == [8, 3, 1]
-    for size in (19, 10, 4):
-        with pytest.raises(ValueError, match=f"image_size {size} is too small"):
-            encoder_shapes(preset_config("tiny", {"image_size": size}))
+    assert encoder_shapes(build_config("tiny", {"network": {"image_size": 20}}).network) == [8, 3, 1]
+    for size in (19, 10):
+        with pytest.raises(ConfigError, match=f"image_size {size} is too small"):
+            build_config("tiny", {"network": {"image_size": size}})
 
 
 # --------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("name, n_params, features", [("tiny", 3353, 72), ("small", 689217, 512)])
 def test_forward_shapes(backend, name, n_params, features):
     # tiny: conv1 4*25+4, conv2 8*4*9+8, conv3 8*8*9+8, dense1 72*32+32, join 32+1
-    cfg = preset_config(name)
+    cfg = PRESETS[name].network
     rng = np.random.default_rng(0)
     model = SiameseNet(cfg, backend=backend, rng=rng)
     assert model.n_params() == n_params
-    assert model.params()["dense1.W"].shape == (features, cfg["dense"])
-    x1 = backend.asarray(images(rng, 3, cfg["image_size"]))
-    x2 = backend.asarray(images(rng, 3, cfg["image_size"]))
+    assert model.params()["dense1.W"].shape == (features, cfg.dense)
+    x1 = backend.asarray(images(rng, 3, cfg.image_size))
+    x2 = backend.asarray(images(rng, 3, cfg.image_size))
     h = model.encode(x1)
-    assert h.shape == (3, cfg["dense"]) and h.dtype == np.float32
+    assert h.shape == (3, cfg.dense) and h.dtype == np.float32
     z = model.forward_logits(x1, x2)
     assert z.shape == (3,) and z.dtype == np.float32
     p = backend.to_numpy(model.forward(x1, x2))
@@ -65,13 +50,13 @@ def test_forward_shapes(backend, name, n_params, features):
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-backend.to_numpy(z).astype(np.float64))),
                                rtol=1e-6)
     dx = model.backward(backend.asarray(np.ones(3, dtype=np.float32)))
-    assert dx.shape == (6, 1, cfg["image_size"], cfg["image_size"])
+    assert dx.shape == (6, 1, cfg.image_size, cfg.image_size)
     for k, g in model.grads().items():
         assert g.shape == model.params()[k].shape and g.dtype == np.float32, k
 
 
 def test_layer_names_and_order():
-    model = SiameseNet(preset_config("tiny"), backend=get_backend(), rng=np.random.default_rng(0))
+    model = SiameseNet(PRESETS["tiny"].network, backend=get_backend(), rng=np.random.default_rng(0))
     assert [n for n, _ in model.encoder] == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2",
                                              "conv3", "relu3", "flatten", "dense1", "sigmoid1"]
     assert list(model.params()) == ["conv1.W", "conv1.b", "conv2.W", "conv2.b", "conv3.W",
@@ -80,7 +65,7 @@ def test_layer_names_and_order():
 
 # --------------------------------------------------------------------------- views
 def test_params_and_grads_are_views(backend):
-    model = SiameseNet(preset_config("tiny"), backend=backend, rng=np.random.default_rng(1))
+    model = SiameseNet(PRESETS["tiny"].network, backend=backend, rng=np.random.default_rng(1))
     layers = dict(model.named_layers())
     for k, v in model.params().items():
         layer, tensor = k.split(".")
@@ -94,9 +79,9 @@ def test_params_and_grads_are_views(backend):
 
 def test_same_seed_same_model():
     be = get_backend()
-    a = SiameseNet(preset_config("tiny"), backend=be, rng=np.random.default_rng(7))
-    b = SiameseNet(preset_config("tiny"), backend=be, rng=np.random.default_rng(7))
-    c = SiameseNet(preset_config("tiny"), backend=be, rng=np.random.default_rng(8))
+    a = SiameseNet(PRESETS["tiny"].network, backend=be, rng=np.random.default_rng(7))
+    b = SiameseNet(PRESETS["tiny"].network, backend=be, rng=np.random.default_rng(7))
+    c = SiameseNet(PRESETS["tiny"].network, backend=be, rng=np.random.default_rng(8))
     for k in a.params():
         np.testing.assert_array_equal(a.params()[k], b.params()[k], err_msg=k)
     assert not np.array_equal(a.params()["conv1.W"], c.params()["conv1.W"])
@@ -107,7 +92,7 @@ def test_same_seed_same_model():
 def net64():
     be = get_backend("numpy", np.float64)
     rng = np.random.default_rng(2)
-    model = SiameseNet(preset_config("tiny"), backend=be, rng=rng)
+    model = SiameseNet(PRESETS["tiny"].network, backend=be, rng=rng)
     return model, images(rng, 4, 28).astype(np.float64), images(rng, 4, 28).astype(np.float64)
 
 
@@ -206,7 +191,7 @@ def test_group_loss_gradient_matches_finite_differences():
     # every pair of 5 images, one of them in every pair it can be: the scatter-add is tested
     be = get_backend("numpy", np.float64)
     rng = np.random.default_rng(4)
-    model = SiameseNet(preset_config("tiny", {"dense": 6}), backend=be, rng=rng)
+    model = SiameseNet(build_config("tiny", {"dense": 6}).network, backend=be, rng=rng)
     x = images(rng, 5, 28).astype(np.float64)
     first, second = np.triu_indices(5, k=1)
     same = np.array([1.0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0])
@@ -218,7 +203,7 @@ def test_group_loss_gradient_matches_finite_differences():
 
 # --------------------------------------------------------------------------- load_params
 def test_load_params_round_trip(backend):
-    cfg = preset_config("tiny")
+    cfg = PRESETS["tiny"].network
     rng = np.random.default_rng(3)
     a = SiameseNet(cfg, backend=backend, rng=np.random.default_rng(4))
     b = SiameseNet(cfg, backend=backend, rng=np.random.default_rng(5))
@@ -232,7 +217,7 @@ def test_load_params_round_trip(backend):
 
 
 def test_load_params_rejects_wrong_names_and_shapes():
-    model = SiameseNet(preset_config("tiny"), backend=get_backend(), rng=np.random.default_rng(6))
+    model = SiameseNet(PRESETS["tiny"].network, backend=get_backend(), rng=np.random.default_rng(6))
     good = {k: v.copy() for k, v in model.params().items()}
     missing = dict(good)
     del missing["conv2.b"]
@@ -247,7 +232,7 @@ def test_load_params_rejects_wrong_names_and_shapes():
 
 
 def test_rejected_load_leaves_the_model_unchanged():
-    model = SiameseNet(preset_config("tiny"), backend=get_backend(), rng=np.random.default_rng(6))
+    model = SiameseNet(PRESETS["tiny"].network, backend=get_backend(), rng=np.random.default_rng(6))
     before = {k: v.copy() for k, v in model.params().items()}
     bad = {k: v + 1 for k, v in before.items()}
     bad["join.alpha"] = np.zeros(5)  # the last parameter has the wrong shape
@@ -260,7 +245,7 @@ def test_rejected_load_leaves_the_model_unchanged():
 # --------------------------------------------------------------------------- GPU parity
 @pytest.mark.gpu
 def test_model_cupy_matches_numpy(cupy_backend):
-    cfg = preset_config("tiny")
+    cfg = PRESETS["tiny"].network
     cpu = SiameseNet(cfg, backend=get_backend(), rng=np.random.default_rng(9))
     gpu = SiameseNet(cfg, backend=cupy_backend, rng=np.random.default_rng(9))
     for k, v in cpu.params().items():
@@ -281,7 +266,7 @@ def test_model_cupy_matches_numpy(cupy_backend):
 
 def test_pair_logits_cupy_match_numpy(cupy_backend):
     """The group path on the GPU: device indices, the one-hot scatter-add, weighted loss."""
-    cfg = preset_config("tiny")
+    cfg = PRESETS["tiny"].network
     cpu = SiameseNet(cfg, backend=get_backend(), rng=np.random.default_rng(9))
     gpu = SiameseNet(cfg, backend=cupy_backend, rng=np.random.default_rng(9))
     x = images(np.random.default_rng(11), 8, 28)

@@ -117,10 +117,11 @@ def test_distinct_rows_finds_each_row_once_in_order_of_first_appearance():
 @pytest.mark.parametrize("batch_size", [3, 512])
 def test_model_score_encodes_each_distinct_image_once_and_scores_like_the_pairs(batch_size):
     from tinysiamese.backend import get_backend
-    from tinysiamese.model import SiameseNet, preset_config
+    from tinysiamese.config import PRESETS
+    from tinysiamese.model import SiameseNet
     from tinysiamese.train import model_score
 
-    model = SiameseNet(preset_config("tiny"), backend=get_backend("numpy"),
+    model = SiameseNet(PRESETS["tiny"].network, backend=get_backend("numpy"),
                        rng=np.random.default_rng(0))
     images = np.random.default_rng(1).random((7, 1, 28, 28), dtype=np.float32)
     pick = np.random.default_rng(2).integers(0, 7, size=(2, 40))  # 40 pairs of 7 images

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from tinysiamese.optim import (MomentumSGD, WeightAverage, average_decay, learning_rate, make_groups,
-                               momentum, momentum_step)
+from tinysiamese.config import ConfigError, OptimConfig, build_config
+from tinysiamese.optim import (MomentumSGD, WeightAverage, learning_rate, make_groups, momentum,
+                               momentum_step)
 
 
 def test_learning_rate_schedule():
@@ -44,8 +45,8 @@ def test_momentum_step_by_hand_with_l2():
 
 
 def test_make_groups_defaults_and_overrides():
-    cfg = {"lr": 0.01, "momentum": 0.9, "l2": 2e-4, "lr_decay": 0.99, "momentum_epochs": 20,
-           "layers": {"conv1": {"lr": 0.001, "l2": 0}}}
+    cfg = OptimConfig(lr=0.01, momentum=0.9, l2=2e-4, lr_decay=0.99, momentum_epochs=20,
+                      layers={"conv1": {"lr": 0.001, "l2": 0}})
     groups = make_groups(["conv1", "dense1", "join"], cfg)
     assert groups == {"conv1": {"lr": 0.001, "momentum": 0.9, "l2": 0.0},
                       "dense1": {"lr": 0.01, "momentum": 0.9, "l2": 2e-4},
@@ -54,10 +55,9 @@ def test_make_groups_defaults_and_overrides():
     assert groups["join"]["lr"] == 0.01, "groups share one dict"
 
 
-def test_make_groups_unknown_layer():
-    with pytest.raises(ValueError, match="conv9"):
-        make_groups(["conv1", "join"], {"lr": 0.1, "momentum": 0.9, "l2": 0.0,
-                                        "layers": {"conv9": {"lr": 0.5}}})
+def test_per_layer_settings_for_an_unknown_layer_are_refused():
+    with pytest.raises(ConfigError, match="conv9"):
+        build_config("tiny", {"optim": {"layers": {"conv9": {"lr": 0.5}}}})
 
 
 def make_sgd():
@@ -152,10 +152,11 @@ def test_weight_average_follows_its_formula_step_by_step():
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, "0.99", True, None])
-def test_average_decay_refuses_what_is_not_a_decay(bad):
-    with pytest.raises(ValueError, match="optim.average must be a number from 0"):
-        average_decay({"average": bad})
+def test_a_weight_average_decay_must_be_a_decay(bad):
+    with pytest.raises(ConfigError, match="optim.average must be a number from 0"):
+        build_config("tiny", {"optim": {"average": bad}})
 
 
-def test_average_decay_is_off_unless_asked_for():
-    assert average_decay({}) == 0.0 and average_decay({"average": 0.999}) == 0.999
+def test_the_weight_average_is_off_unless_asked_for():
+    assert build_config("tiny").optim.average == 0.0
+    assert build_config("tiny", {"optim": {"average": 0.999}}).optim.average == 0.999

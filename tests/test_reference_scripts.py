@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from tinysiamese.backend import get_backend
-from tinysiamese.model import SiameseNet, preset_config
+from tinysiamese.config import PRESETS
+from tinysiamese.model import SiameseNet
 from cli_helpers import SCRIPTS, load_script
 
 
 def test_torch_default_init_draws_within_the_fan_in_bound():
     probe_gap = load_script("probe_gap")
-    model = SiameseNet(preset_config("tiny"), backend=get_backend("numpy"),
+    model = SiameseNet(PRESETS["tiny"].network, backend=get_backend("numpy"),
                        rng=np.random.default_rng(0))
     before = {k: v.copy() for k, v in model.params().items()}
     probe_gap.torch_default_init(model, np.random.default_rng(1))
@@ -60,7 +61,7 @@ def test_an_unknown_probe_is_a_usage_error(tmp_path):
 def test_the_pytorch_twin_gives_the_same_logits():
     torch = pytest.importorskip("torch", reason="PyTorch (the bench extra) is not installed")
     torch_reference = load_script("torch_reference")
-    model = SiameseNet(preset_config("tiny"), backend=get_backend("numpy"),
+    model = SiameseNet(PRESETS["tiny"].network, backend=get_backend("numpy"),
                        rng=np.random.default_rng(0))
     encoder, params = torch_reference.build(torch, model)
     assert set(params) == set(model.params()), "the twin does not hold every parameter"

@@ -156,16 +156,18 @@ def load_checkpoint(path) -> Checkpoint:
 
 def model_from_checkpoint(ckpt: Checkpoint, backend):
     """Build the SiameseNet that ``ckpt`` describes and load its weights onto ``backend``."""
+    from .config import ConfigError, config_from_dict
     from .model import SiameseNet
 
     try:
-        model = SiameseNet(ckpt.config, backend=backend, rng=np.random.default_rng(0))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a damaged or edited config
+        cfg = config_from_dict(ckpt.config, ckpt.source)
+        model = SiameseNet(cfg.network, backend=backend, rng=np.random.default_rng(0))
+    except (ConfigError, KeyError, TypeError, ValueError, IndexError) as exc:  # a damaged config
         raise CheckpointError(f"{ckpt.source}: its config cannot build a model "
                               f"({exc.__class__.__name__}: {exc})") from None
     try:
         model.load_params({k: v.astype(np.float32) for k, v in ckpt.params.items()})
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{ckpt.source}: its arrays do not match its config (preset "
-                              f"{ckpt.config.get('preset')!r}): {exc}") from None
+                              f"{cfg.preset!r}): {exc}") from None
     return model

@@ -25,7 +25,8 @@ import numpy as np
 from .backend import array_module
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
 from .losses import bce_with_logits
-from .model import SiameseNet, preset_config
+from .config import NetworkConfig
+from .model import SiameseNet
 
 TOLERANCE = 1e-6
 
@@ -201,9 +202,8 @@ def check_standard(kind: str, backend, seed: int = 0, cls=None) -> list[CheckRes
     backend = backend.with_dtype(np.float64)
     rng = np.random.default_rng(seed)
     if kind == "SiameseNet":
-        cfg = preset_config("tiny", {"image_size": 12, "conv": [[2, 3], [3, 3]], "dense": 4,
-                                     "init": "fan_in"})
-        model = SiameseNet(cfg, backend=backend, rng=rng)
+        network = NetworkConfig(image_size=12, conv=((2, 3), (3, 3)), dense=4, init="fan_in")
+        model = SiameseNet(network, backend=backend, rng=rng)
         for name, layer in model.named_layers():
             if name.startswith("conv"):
                 layer.params["b"] += 0.5  # keep the ReLUs alive: a dead net gives h1 == h2, a kink

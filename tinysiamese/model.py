@@ -10,108 +10,10 @@ into the one set of shared weights by themselves.
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
+from .config import NetworkConfig, encoder_shapes
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
-
-# Each preset: input size, conv layers as [filters, kernel], dense width, initialisation,
-# and per-layer optimiser settings (see optim.py). Any key can be overridden by a config.
-PRESETS = {
-    # The paper's network (Koch et al. 2015, figure 4) at 105 x 105.
-    "koch": {
-        "image_size": 105,
-        "conv": [[64, 10], [128, 7], [128, 4], [256, 4]],
-        "dense": 4096,
-        "init": "paper",
-        "batch_size": 128,
-        "pairs_per_epoch": 30000,
-        "distortions": 8,
-        "hard_negative_fraction": 0.0,
-        "rotations": 1,
-        "epochs": 200,
-        "patience": 20,
-        "optim": {"lr": 0.01, "momentum": 0.9, "momentum_epochs": 20, "l2": 2e-4,
-                  "lr_decay": 0.99},
-    },
-    # The same shape at 52 x 52 with fewer filters: trains on 2 CPU cores in under an hour.
-    "small": {
-        "image_size": 52,
-        "conv": [[32, 5], [64, 5], [64, 3], [128, 3]],
-        "dense": 1024,
-        "init": "fan_in",
-        # every pair among 4 alphabets x 4 characters x 4 drawings a batch (groups.py): 64
-        # images, 2,016 pairs; 720 batches an epoch. Chosen on validation, docs/tuning.md;
-        # one_shot_weight: 0.3 x a one-shot softmax over the batch joins the cross-entropy
-        # (losses.one_shot_softmax; round 20: 1.1 and 1.75 points over the shipped model of
-        # the cross-entropy alone on two sets of 4,000 validation trials, round 21: 0.7-1.3 over
-        # its runs of two more seeds; weights 1 and 3 diverged)
-        "loader": "groups",
-        "group": {"alphabets": 4, "characters": 4, "drawers": 4, "one_shot_weight": 0.3},
-        "batches_per_epoch": 720,
-        # the paper's independent pairs instead, with {"loader": "pairs"}: 64 a batch
-        "batch_size": 64,
-        "pairs_per_epoch": 25600,
-        "hard_negative_fraction": 0.5,
-        # each training character also turned by 90, 180 and 270 degrees, as 3 new ones
-        # (omniglot.with_rotations): chosen on validation, see docs/tuning.md
-        "rotations": 4,
-        "epochs": 40,
-        "time_budget_minutes": 55,
-        "val_trials": 500,
-        # lr 0.08: the best of 18 variants tuned on validation (scripts/tune_small.py);
-        # average: the running average of the weights is validated and kept (optim.py),
-        # 0.3-1.0 points over the last weights on 4,000 validation trials (round 8)
-        "optim": {"lr": 0.08, "momentum": 0.9, "momentum_epochs": 5, "l2": 1e-4,
-                  "lr_decay": 0.93, "average": 0.9995},
-    },
-    # A toy net for tests and gradient checks: seconds, not minutes.
-    "tiny": {
-        "image_size": 28,
-        "conv": [[4, 5], [8, 3], [8, 3]],
-        "dense": 32,
-        "init": "fan_in",
-        "batch_size": 32,
-        "pairs_per_epoch": 256,
-        "hard_negative_fraction": 0.0,
-        "optim": {"lr": 0.05, "momentum": 0.9, "momentum_epochs": 5, "l2": 0.0,
-                  "lr_decay": 0.99},
-    },
-}
-
-
-def preset_config(name: str, overrides: dict | None = None) -> dict:
-    """A deep copy of preset ``name`` with ``overrides`` merged in (nested dicts merge)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
-    cfg = copy.deepcopy(PRESETS[name])
-    cfg["preset"] = name
-    _merge(cfg, overrides or {})
-    return cfg
-
-
-def _merge(base: dict, extra: dict) -> None:
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
-
-
-def encoder_shapes(cfg: dict) -> list[tuple[int, int]]:
-    """Spatial size after each conv block; raises ValueError if the image gets too small."""
-    size, sizes = cfg["image_size"], []
-    for i, (_, K) in enumerate(cfg["conv"]):
-        size = size - K + 1
-        last = i == len(cfg["conv"]) - 1
-        if size < 1 or (not last and size < 2):
-            raise ValueError(f"image_size {cfg['image_size']} is too small for conv kernels "
-                             f"{[k for _, k in cfg['conv']]}")
-        if not last:
-            size //= 2
-        sizes.append(size)
-    return sizes
 
 
 class SiameseNet:
@@ -122,22 +24,22 @@ class SiameseNet:
     ``bce_with_logits``. ``params()``/``grads()`` are flat views keyed "conv1.W", ...
     """
 
-    def __init__(self, cfg: dict, *, backend, rng: np.random.Generator):
-        self.cfg, self.backend = cfg, backend
-        init, C, layers = cfg["init"], 1, []
-        sizes = encoder_shapes(cfg)
-        for i, (F, K) in enumerate(cfg["conv"], start=1):
+    def __init__(self, network: NetworkConfig, *, backend, rng: np.random.Generator):
+        self.network, self.backend = network, backend
+        init, C, layers = network.init, 1, []
+        sizes = encoder_shapes(network)
+        for i, (F, K) in enumerate(network.conv, start=1):
             layers.append((f"conv{i}", Conv2D(C, F, K, backend=backend, rng=rng, init=init)))
             layers.append((f"relu{i}", ReLU(backend=backend)))
-            if i < len(cfg["conv"]):
+            if i < len(network.conv):
                 layers.append((f"pool{i}", MaxPool2D(2, backend=backend)))
             C = F
         features = C * sizes[-1] ** 2
         layers += [("flatten", Flatten()),
-                   ("dense1", Dense(features, cfg["dense"], backend=backend, rng=rng, init=init)),
+                   ("dense1", Dense(features, network.dense, backend=backend, rng=rng, init=init)),
                    ("sigmoid1", Sigmoid(backend=backend))]
         self.encoder = layers  # a plain list of (name, layer), applied in order
-        self.join = WeightedL1(cfg["dense"], backend=backend, rng=rng, init=init)
+        self.join = WeightedL1(network.dense, backend=backend, rng=rng, init=init)
         self.out = Sigmoid(backend=backend)
         self._pair_index = None  # (first, second, M) of the last forward_pair_logits
 

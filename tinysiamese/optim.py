@@ -54,21 +54,13 @@ def momentum_step(w, v, g, lr: float, mu: float, l2: float, scratch=None):
     w += v
 
 
-def make_groups(layer_names, optim_cfg: dict) -> dict:
-    """Per-layer hyper-parameters from a config: defaults, then ``layers`` overrides.
-
-    optim_cfg: {"lr", "momentum", "l2", "lr_decay", "momentum_epochs",
-                "layers": {"conv1": {"lr": ...}, ...}}  ->  {"conv1": {"lr", "momentum", "l2"}}
-    """
-    per_layer = optim_cfg.get("layers", {})
-    unknown = set(per_layer) - set(layer_names)
-    if unknown:
-        raise ValueError(f"optim.layers names unknown layers {sorted(unknown)}; the model has "
-                         f"{', '.join(layer_names)}")
+def make_groups(layer_names, optim) -> dict:
+    """Per-layer hyper-parameters from an ``config.OptimConfig``: its defaults, then its
+    ``layers`` overrides -> {"conv1": {"lr", "momentum", "l2"}, ...}."""
     groups = {}
     for name in layer_names:
-        g = {k: float(optim_cfg[k]) for k in ("lr", "momentum", "l2")}
-        g.update({k: float(v) for k, v in per_layer.get(name, {}).items()})
+        g = {"lr": float(optim.lr), "momentum": float(optim.momentum), "l2": float(optim.l2)}
+        g.update({k: float(v) for k, v in optim.layers.get(name, {}).items()})
         groups[name] = g
     return groups
 
@@ -113,16 +105,6 @@ class MomentumSGD:
     def end_epoch(self) -> None:
         """Advance the schedules: the next epoch's η and μ."""
         self.epoch += 1
-
-
-def average_decay(optim_cfg: dict) -> float:
-    """The config's weight-average decay β ("average" in optim; 0 or absent: no average).
-    ValueError unless 0 <= β < 1."""
-    beta = optim_cfg.get("average", 0.0)
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
-        raise ValueError(f"optim.average must be a number from 0 (off) up to below 1, such as "
-                         f"0.999, not {beta!r}")
-    return float(beta)
 
 
 @dataclass

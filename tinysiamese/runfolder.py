@@ -1,0 +1,153 @@
+"""The run folder: every file a training run writes, and how a run goes on from them.
+
+    config.json     the resolved configuration (config.Config.to_dict)
+    metrics.jsonl   one JSON line per finished epoch
+    best.npz        the best model by validation accuracy
+    last.npz        the latest state (model, optimiser, weight average, progress), to resume
+    summary.json    the best epoch, the test accuracy of best.npz and the machine
+
+Every file but metrics.jsonl is written atomically (a temporary file renamed over it), so a
+reader, or a crash at any moment, sees the old file or the new one, never half of one. A
+failed write keeps what is there and says so in one line (:class:`TrainingError`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
+                         remove_stale_temp_files, save_checkpoint)
+from .config import Config, ConfigError, config_from_dict
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class TrainingError(Exception):
+    """A run that cannot start or cannot go on (the message says why and what to do)."""
+
+
+class ResumeError(TrainingError):
+    """A resume that the given options contradict (e.g. another preset): a usage error."""
+
+
+def machine_summary() -> dict:
+    """What the speed of a run depends on besides the code: cores, and the BLAS thread limits
+    set in the environment (None where unset: the library then uses every core)."""
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            **{name: os.environ.get(name) for name in THREAD_VARIABLES}}
+
+
+@dataclass
+class Progress:
+    """Where a run stands: the next (epoch, batch), the unfinished epoch's sums, the best so
+    far. A fresh run starts at epoch 0, batch 0, with no best yet."""
+
+    epoch: int = 0
+    batch: int = 0
+    partial: dict = field(default_factory=lambda: {"loss_sum": 0.0, "right_sum": 0.0, "seen": 0})
+    best_acc: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    average_steps: int = 0
+
+    def meta(self, cfg: Config) -> dict:
+        """The JSON header of a checkpoint written at this point."""
+        return {"config": cfg.to_dict(), "seed": cfg.run.seed, "epoch": self.epoch,
+                "batch": self.batch, "partial": self.partial, "best_val_accuracy": self.best_acc,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "average_steps": self.average_steps}
+
+
+class RunFolder:
+    """The files of one training run; ``data_root`` only goes into the resume command."""
+
+    def __init__(self, path, data_root=None):
+        self.path, self.data_root = Path(path), data_root
+        self.metrics = self.path / "metrics.jsonl"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def resume_command(self) -> str:
+        """The command line that continues this run: the folder keeps its settings, not where
+        its data lives, so the data folder is part of the command."""
+        data = f" --data {shlex.quote(str(self.data_root))}" if self.data_root else ""
+        return f"tinysiamese train --resume {shlex.quote(str(self.path))}{data}"
+
+    def write_error(self, path: Path, exc: OSError) -> TrainingError:
+        """A failed write (a full disk, a lost mount) -> one line: what is kept, what to do."""
+        then = (f"resume with: {self.resume_command()}" if (self / "last.npz").is_file()
+                else "start the run again")
+        return TrainingError(f"cannot write {path} ({exc.strerror or exc}); the checkpoints "
+                             f"already in {self.path} are kept intact. Free some space, then {then}")
+
+    # ------------------------------------------------------------------ starting
+    def prepare(self) -> None:
+        """Fail now, not after an hour, if the folder cannot be written; clear the temporary
+        files that a run killed while saving left behind."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self / ".write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise TrainingError(f"cannot write to the run folder {self.path} "
+                                f"({exc.strerror or exc}); choose another with --out") from None
+        remove_stale_temp_files(self.path)
+
+    def resume(self, epochs: int | None = None) -> tuple[Config, Progress, Checkpoint]:
+        """The saved run's config (with ``epochs`` if given), its progress and last.npz."""
+        try:
+            ckpt = load_checkpoint(self / "last.npz")
+        except CheckpointError as exc:  # the run's own file is damaged: a failure, not a usage error
+            raise TrainingError(str(exc)) from None
+        try:
+            cfg = config_from_dict(ckpt.config, f"{self / 'last.npz'}")
+        except ConfigError as exc:
+            raise TrainingError(f"{exc}; it cannot be resumed: start a new run with --out") from None
+        m = ckpt.meta
+        cfg = cfg.replace("run", seed=m.get("seed", cfg.run.seed),  # earlier versions kept it here
+                          epochs=cfg.run.epochs if epochs is None else epochs)
+        try:
+            progress = Progress(m["epoch"], m.get("batch", 0), m.get("partial", Progress().partial),
+                                m["best_val_accuracy"], m["best_epoch"], m["bad_epochs"],
+                                int(m.get("average_steps", 0)))
+        except KeyError as exc:
+            raise TrainingError(f"{self / 'last.npz'} holds no training progress ({exc} is "
+                                "missing; a weights-only file?): it cannot be resumed; start a "
+                                "new run with --out") from None
+        return cfg, progress, ckpt
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, name: str, write) -> None:
+        try:
+            atomic_write(self / name, write)
+        except OSError as exc:  # atomic: the previous file is still there, whole
+            raise self.write_error(self / name, exc) from None
+
+    def write_config(self, cfg: Config) -> None:
+        self._write("config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2).encode()))
+
+    def save(self, name: str, params: dict, meta: dict, velocities: dict,
+             averages: dict | None = None) -> None:
+        """best.npz or last.npz, from host arrays (see checkpoint.save_checkpoint)."""
+        try:
+            save_checkpoint(self / name, params, meta, velocities, averages=averages)
+        except OSError as exc:
+            raise self.write_error(self / name, exc) from None
+
+    def append_metrics(self, record: dict) -> None:
+        try:
+            with open(self.metrics, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise self.write_error(self.metrics, exc) from None
+
+    def write_summary(self, summary: dict) -> None:
+        summary = {**summary, "machine": machine_summary()}
+        self._write("summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
+
