@@ -7,8 +7,8 @@ one-shot trials (never on the test alphabets: test_trials is 0 here), and the ta
 end ranks the variants by their best validation accuracy. The runs go in parallel, so on a
 GPU a whole sweep takes minutes:
 
-    python scripts/tune_small.py --data ../shared/data/omniglot --backend cupy --parallel 8
-    python scripts/tune_small.py --only base,lr04 --backend numpy --parallel 1   # slow
+    python scripts/experiments/tune_small.py --data ~/data/omniglot --backend cupy --parallel 8
+    python scripts/experiments/tune_small.py --only base,lr04 --backend numpy --parallel 1   # slow
 
 Every run folder (config.json, metrics.jsonl, best.npz) lands in --out; summary.json there
 holds the table. The winner becomes the preset after a full run on the CPU confirms it.
