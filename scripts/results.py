@@ -1,6 +1,6 @@
 """Produce the README's results table from a trained model and the real data.
 
-    python scripts/results.py --data ../shared/data/omniglot --mnist ../shared/data/mnist \
+    python scripts/results.py --data ~/data/omniglot --mnist ~/data/mnist \
         [--checkpoint tinysiamese/pretrained/small.npz] [--run runs/small-final] \
         [--out docs/results.md]
 

@@ -1,6 +1,6 @@
 """Make the model shipped in the package from a run's best checkpoint.
 
-    python scripts/ship_model.py runs/small-final --data ../shared/data/omniglot
+    python scripts/ship_model.py runs/small-final --data ~/data/omniglot
 
 Stores the weights alone (no optimiser state) in float16 as
 ``tinysiamese/pretrained/small.npz``, after checking on the 400 test trials that float16

@@ -13,11 +13,11 @@ ramp and L2 on weights), the loss (mean binary cross-entropy of the logits) and 
 validation trials. Only the forward and backward passes are PyTorch's.
 
     pip install -e '.[bench]'
-    OPENBLAS_NUM_THREADS=1 python scripts/torch_reference.py --data ../shared/data/omniglot \
+    OPENBLAS_NUM_THREADS=1 python scripts/torch_reference.py --data ~/data/omniglot \
         --epochs 4 --threads 1 --config '{"val_trials": 500}'
 
 Compare its per-epoch line with the ``metrics.jsonl`` of a tinysiamese run on independent
-pairs with the same config and seed, e.g. ``scripts/probe_gap.py none`` (docs/tuning.md,
+pairs with the same config and seed, e.g. ``scripts/experiments/probe_gap.py none`` (docs/tuning.md,
 round 4; the preset itself has trained on group batches since round 5). PyTorch is a benchmark extra only: the package
 never imports it.
 """

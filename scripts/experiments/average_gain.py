@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What the running weight average gives: a run's last weights against their average.
 
-    python scripts/average_gain.py runs/small-groups-avg --data ../shared/data/omniglot
+    python scripts/experiments/average_gain.py runs/small-groups-avg --data ~/data/omniglot
 
 Reads RUN/last.npz of a run trained with ``optim.average`` (train.py keeps the average
 there beside the weights) and scores both on the same validation trials: by default the

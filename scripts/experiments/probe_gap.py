@@ -20,7 +20,7 @@ so a probe swaps a small piece of it for this process only:
     d20        all 20 drawers of the 30 training alphabets instead of the paper's 12
     nodistort  no affine distortions
 
-    OPENBLAS_NUM_THREADS=1 python scripts/probe_gap.py refhp --data ../shared/data/omniglot \
+    OPENBLAS_NUM_THREADS=1 python scripts/experiments/probe_gap.py refhp --data ~/data/omniglot \
         --out runs/probe-refhp --epochs 4
 
 The run folder is an ordinary `tinysiamese train` folder (metrics.jsonl per epoch). The

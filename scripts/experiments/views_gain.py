@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """What test-time views give: models scored with 1, 2, 4 and 8 views of each pair.
 
-    python scripts/views_gain.py runs/A/best.npz runs/B/best.npz ... \
-        --data ../shared/data/omniglot --trials 4000 --seed 17
+    python scripts/experiments/views_gain.py runs/A/best.npz runs/B/best.npz ... \
+        --data ~/data/omniglot --trials 4000 --seed 17
 
 Every checkpoint answers the same validation trials once per view count
 (``oneshot.with_views``: 2 = as drawn and mirrored, 4 = the four quarter turns, 8 = both),

@@ -7,8 +7,8 @@ one-shot trials (never on the test alphabets: test_trials is 0 here), and the ta
 end ranks the variants by their best validation accuracy. The runs go in parallel, so on a
 GPU a whole sweep takes minutes:
 
-    python scripts/tune_small.py --data ../shared/data/omniglot --backend cupy --parallel 8
-    python scripts/tune_small.py --only base,lr04 --backend numpy --parallel 1   # slow
+    python scripts/experiments/tune_small.py --data ~/data/omniglot --backend cupy --parallel 8
+    python scripts/experiments/tune_small.py --only base,lr04 --backend numpy --parallel 1   # slow
 
 Every run folder (config.json, metrics.jsonl, best.npz) lands in --out; summary.json there
 holds the table. The winner becomes the preset after a full run on the CPU confirms it.
@@ -116,12 +116,12 @@ def run_variant(name, overrides, args) -> dict:
            "time_budget_minutes": args.minutes}
     if args.batches_per_epoch and overrides.get("loader", "groups") == "groups":
         cfg["batches_per_epoch"] = args.batches_per_epoch
+    if args.pairs_per_epoch and overrides.get("loader", "groups") == "pairs":
+        cfg["pairs_per_epoch"] = args.pairs_per_epoch
     (out / "overrides.json").write_text(json.dumps(cfg, indent=1))
     cmd = [sys.executable, "-m", "tinysiamese", "train", "--data", args.data, "--preset", "small",
            "--backend", args.backend, "--epochs", str(epochs), "--seed", str(seed),
            "--config", str(out / "overrides.json"), "--out", str(out)]
-    if args.pairs_per_epoch and overrides.get("loader", "groups") == "pairs":
-        cmd += ["--pairs-per-epoch", str(args.pairs_per_epoch)]
     t0 = time.perf_counter()
     with open(out / "train.log", "w") as log:
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,

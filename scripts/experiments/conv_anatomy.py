@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Where a convolution's time goes: the GEMM alone against im2col + GEMM + col2im.
 
-    python scripts/conv_anatomy.py                 # koch's conv2 on 32 images
-    python scripts/conv_anatomy.py --images 8
+    python scripts/experiments/conv_anatomy.py                 # koch's conv2 on 32 images
+    python scripts/experiments/conv_anatomy.py --images 8
 
 Prints, for the paper's conv2 (64 -> 128 channels, 7x7, 48x48 input): conv2d_forward and
 conv2d_backward as the layer runs them, the same GEMM into a preallocated and into a fresh
