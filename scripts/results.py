@@ -69,7 +69,8 @@ def training_summary(run_dir):
             "pairs": int(round(sum(r["pairs_per_s"] * r["seconds"] for r in rows))),
             "images": int(round(sum(r["images_per_s"] * r["seconds"] for r in rows))),
             "images_per_s": float(np.median([r["images_per_s"] for r in rows])),
-            "loader": json.loads((Path(run_dir) / "config.json").read_text()).get("loader", "pairs"),
+            "loader": config_from_dict(json.loads((Path(run_dir) / "config.json").read_text())
+                                       ).loader.kind,
             "best_epoch": best["epoch"], "best_val": best["val_accuracy"]}
 
 

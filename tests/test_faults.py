@@ -36,7 +36,7 @@ from tinysiamese.config import build_config
 from tinysiamese.runfolder import RunFolder
 from tinysiamese import steps
 from tinysiamese.omniglot import DataError
-from cli_helpers import assert_one_line_error, load_script, run, train_run
+from cli_helpers import assert_one_line_error, run, train_run
 
 SMALL_RUN = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
 CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
@@ -386,8 +386,7 @@ def test_a_group_run_resumes_to_the_same_weights(paper20, tmp_path):
 AVERAGED = {**GROUPS, "optim": {"average": 0.9}}
 
 
-def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path, monkeypatch,
-                                                              capsys):
+def test_a_run_keeps_its_weight_average_as_best_and_resumes_it(paper20, tmp_path, monkeypatch):
     backend = get_backend()
     validated = []  # the first conv weights of each model that answered the val trials
     score = train_mod.model_score

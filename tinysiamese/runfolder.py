@@ -5,17 +5,26 @@
     best.npz        the best model by validation accuracy
     last.npz        the latest state (model, optimiser, weight average, progress), to resume
     summary.json    the best epoch, the test accuracy of best.npz and the machine
+    run.lock        held by the one trainer of the folder (its pid and host inside)
 
 Every file but metrics.jsonl is written atomically (a temporary file renamed over it), so a
 reader, or a crash at any moment, sees the old file or the new one, never half of one. A
 failed write keeps what is there and says so in one line (:class:`TrainingError`).
+
+A folder never holds two runs: a new run refuses a folder that holds one (unless told to
+overwrite it), and one trainer at a time holds its lock (``fcntl.flock``, which the kernel
+drops when the process ends, however it ends, so a dead trainer never blocks). After a
+crash at any moment the files agree: an epoch's metrics line is written before its
+last.npz, and resuming drops the lines of epochs that last.npz does not hold.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import shlex
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +40,8 @@ class TrainingError(Exception):
 
 
 class ResumeError(TrainingError):
-    """A resume that the given options contradict (e.g. another preset): a usage error."""
+    """A run that the options or the folder contradict (another preset on resume, a folder
+    that holds a run or is in use): a usage error."""
 
 
 def machine_summary() -> dict:
@@ -65,9 +75,12 @@ class Progress:
 class RunFolder:
     """The files of one training run; ``data_root`` only goes into the resume command."""
 
+    RUN_FILES = ("config.json", "metrics.jsonl", "best.npz", "last.npz", "summary.json")
+
     def __init__(self, path, data_root=None):
         self.path, self.data_root = Path(path), data_root
         self.metrics = self.path / "metrics.jsonl"
+        self._lock = None  # the open run.lock while this process holds it
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -86,6 +99,63 @@ class RunFolder:
                              f"already in {self.path} are kept intact. Free some space, then {then}")
 
     # ------------------------------------------------------------------ starting
+    def open(self, *, resume: bool = False, overwrite: bool = False) -> None:
+        """Make the folder, take its lock, and check that it may take this run: a new run
+        needs a folder that holds none (``overwrite``: its run files are deleted first).
+        Idempotent: the command line opens the folder before it loads the data, then
+        ``train`` opens it again. ResumeError (one line) if the folder is refused."""
+        if self._lock is not None:
+            return
+        self.prepare()
+        self._lock = self._take_lock()
+        try:
+            if not resume and self.holds_run():
+                if not overwrite:
+                    raise ResumeError(f"{self.path} already holds a run ({self.describe()}); "
+                                      f"continue it with `--resume {self.path}`, or choose "
+                                      "another --out (or give --overwrite to start afresh)")
+                for name in self.RUN_FILES:
+                    (self / name).unlink(missing_ok=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Let go of the lock (the kernel also does when the process ends)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _take_lock(self):
+        f = open(self / "run.lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise ResumeError(f"{self.path} is in use by another training run ({holder}); "
+                              "wait for it to end, or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        return f
+
+    def holds_run(self) -> bool:
+        return any((self / name).exists() for name in self.RUN_FILES)
+
+    def describe(self) -> str:
+        """"epoch 3 of 40, best val 0.812" from last.npz (or what the folder holds)."""
+        try:
+            meta = load_checkpoint(self / "last.npz").meta
+            epochs = meta["config"].get("run", meta["config"]).get("epochs", "?")
+            return (f"epoch {meta['epoch']} of {epochs}, best val "
+                    f"{meta['best_val_accuracy']:.3f}")
+        except (CheckpointError, KeyError, AttributeError, TypeError):
+            kept = [name for name in self.RUN_FILES if (self / name).exists()]
+            return ", ".join(kept)
+
     def prepare(self) -> None:
         """Fail now, not after an hour, if the folder cannot be written; clear the temporary
         files that a run killed while saving left behind."""
@@ -112,6 +182,7 @@ class RunFolder:
         m = ckpt.meta
         cfg = cfg.replace("run", seed=m.get("seed", cfg.run.seed),  # earlier versions kept it here
                           epochs=cfg.run.epochs if epochs is None else epochs)
+
         try:
             progress = Progress(m["epoch"], m.get("batch", 0), m.get("partial", Progress().partial),
                                 m["best_val_accuracy"], m["best_epoch"], m["bad_epochs"],
@@ -121,6 +192,28 @@ class RunFolder:
                                 "missing; a weights-only file?): it cannot be resumed; start a "
                                 "new run with --out") from None
         return cfg, progress, ckpt
+
+    def agree_with_last(self, epoch: int, log) -> None:
+        """Make metrics.jsonl hold epochs 1..``epoch`` only, as last.npz does: a run killed
+        between an epoch's metrics line and its last.npz trains that epoch again, and a
+        line cut short by the kill is no epoch. summary.json described a run's end, and the
+        run goes on: it goes too, until the run ends again."""
+        (self / "summary.json").unlink(missing_ok=True)
+        try:
+            lines = self.metrics.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line)["epoch"] <= epoch:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                pass
+        if len(kept) < len(lines):
+            log(f"metrics.jsonl: dropped {len(lines) - len(kept)} line(s) that last.npz does not "
+                f"hold (written as the run stopped); epoch {epoch + 1} is trained again")
+            self._write("metrics.jsonl", lambda f: f.write("".join(k + "\n" for k in kept).encode()))
 
     # ------------------------------------------------------------------ writing
     def _write(self, name: str, write) -> None:

@@ -232,17 +232,27 @@ def validate(learner: Learner, trials) -> float:
 
 
 def train(cfg: Config, data: TrainingData, backend, folder: RunFolder, *, resume: bool = False,
-          log=print, progress=None, max_steps: int | None = None) -> TrainResult:
+          overwrite: bool = False, log=print, progress=None,
+          max_steps: int | None = None) -> TrainResult:
     """Train a SiameseNet as ``cfg`` says on ``data``; write everything to ``folder``.
 
     resume: go on from ``folder``'s last.npz (its config, seed and progress win; only
-    ``cfg.run.epochs`` is taken from ``cfg``). progress: a callable(str) for the in-epoch
-    progress line. max_steps: stop (as if interrupted) after this many steps, for tests.
+    ``cfg.run.epochs`` is taken from ``cfg``); else the folder must hold no run, unless
+    ``overwrite``. The folder's lock is held throughout. progress: a callable(str) for the
+    in-epoch progress line. max_steps: stop (as if interrupted) after so many steps.
     """
-    folder.prepare()
+    folder.open(resume=resume, overwrite=overwrite)
+    try:
+        return _train(cfg, data, backend, folder, resume, log, progress, max_steps)
+    finally:
+        folder.close()
+
+
+def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> TrainResult:
     point, ckpt = Progress(), None
     if resume:
         cfg, point, ckpt = folder.resume(cfg.run.epochs)
+        folder.agree_with_last(point.epoch, log)
         if point.epoch >= cfg.run.epochs:
             log(f"{folder.path} has already trained {point.epoch} of {cfg.run.epochs} epochs; "
                 f"to go on, give --epochs with more than {point.epoch}")
@@ -292,10 +302,10 @@ def train(cfg: Config, data: TrainingData, backend, folder: RunFolder, *, resume
                     learner.save(folder, "best.npz", point)
                 else:
                     point.bad_epochs += 1
-                learner.save(folder, "last.npz", point)
                 record = epoch_record(learner, loader, epoch, loss, accuracy, val, seen, seconds,
                                       time.perf_counter() - t0 - seconds)
-                folder.append_metrics(record)
+                folder.append_metrics(record)  # before last.npz: see RunFolder.agree_with_last
+                learner.save(folder, "last.npz", point)
                 log(epoch_line(record, improved))
                 stopped = stopping_rule(cfg, point, time.perf_counter() - run_start,
                                         time.perf_counter() - t0, log)

@@ -68,6 +68,8 @@ def command_line_settings(cfg, epochs, steps_per_epoch, batch_size, distortions,
               help="Run folder [default: runs/<timestamp>].")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this folder from its last.npz.")
+@click.option("--overwrite", is_flag=True,
+              help="Start afresh in an --out folder that holds a run, deleting its files.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help='JSON or TOML file overriding any preset setting, by section (e.g. '
                    '{"optim": {"lr": 0.01}}; every key: docs/config.md).')
@@ -75,12 +77,14 @@ def command_line_settings(cfg, epochs, steps_per_epoch, batch_size, distortions,
               help="Leave out unreadable Omniglot images (and their characters) instead of "
                    "stopping; how many were left out is reported.")
 def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batch_size,
-                  distortions, seed, out, resume, config_path, skip_bad_images):
+                  distortions, seed, out, resume, overwrite, config_path, skip_bad_images):
     """Train a siamese net on Omniglot's background alphabets, then test its best epoch.
 
     After every epoch the model answers validation one-shot trials (500 for small); the
     best model is kept, and at the end it is scored on the 400 within-alphabet 20-way test
-    trials. Ctrl-C finishes the step, saves and tells how to resume.
+    trials. Ctrl-C finishes the step, saves and tells how to resume. A folder holds one
+    run: a new run refuses a folder that holds one (see --resume, --overwrite), and one
+    trainer at a time may use it.
 
     \b
     Examples:
@@ -100,7 +104,11 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
     root = omniglot.find_data_root(data_path)
     folder = RunFolder(resume or out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), root)
     backend = get_backend(backend_name, "float32")
-    folder.prepare()  # a folder that cannot be written fails before the data is loaded
+    if overwrite and resume is not None:
+        raise click.UsageError("--overwrite starts a run afresh; --resume goes on with one: "
+                               "give one of them")
+    # refused (unwritable, holding a run, in use) before the data is loaded
+    folder.open(resume=resume is not None, overwrite=overwrite)
     if backend.name == "numpy":
         keep_freed_memory()
     size = cfg.network.image_size
