@@ -93,6 +93,9 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
       tinysiamese train --preset koch --backend cupy --out runs/koch
       tinysiamese train --resume runs/koch
     """
+    if overwrite and resume is not None:
+        raise click.UsageError("--overwrite starts a run afresh; --resume goes on with one: "
+                               "give one of them")
     if resume is not None:
         cfg = _resumed(resume, preset, epochs, steps_per_epoch, batch_size, distortions,
                        config_path, out)
@@ -104,9 +107,6 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
     root = omniglot.find_data_root(data_path)
     folder = RunFolder(resume or out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), root)
     backend = get_backend(backend_name, "float32")
-    if overwrite and resume is not None:
-        raise click.UsageError("--overwrite starts a run afresh; --resume goes on with one: "
-                               "give one of them")
     # refused (unwritable, holding a run, in use) before the data is loaded
     folder.open(resume=resume is not None, overwrite=overwrite)
     if backend.name == "numpy":

@@ -1,0 +1,220 @@
+"""A run folder is never lost or mixed: a second run into it is refused, one trainer at a time
+holds it, a kill -9 anywhere leaves files that agree, and readers never see half a file.
+
+Real processes throughout: the trainers run as `tinysiamese train` in child processes, and
+they are killed with SIGKILL, the one signal nothing can catch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+from cli_helpers import assert_one_line_error, run
+from conftest import write_fake_split
+
+from tinysiamese import omniglot
+from tinysiamese.backend import get_backend
+from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
+
+SETTINGS = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
+CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Fake Omniglot: 3 background alphabets of 4 characters; 20-character val alphabets."""
+    path = tmp_path_factory.mktemp("paper20")
+    write_fake_split(path, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
+    alphabets = {name: 20 for name in omniglot.VAL_ALPHABETS}
+    alphabets.update({name: 1 for name in omniglot.TEST_ALPHABETS})
+    write_fake_split(path, "evaluation", alphabets, first_char=100)
+    return path
+
+
+def config(tmp_path, **overrides):
+    path = tmp_path / f"settings-{len(list(tmp_path.glob('settings-*')))}.json"
+    path.write_text(json.dumps({**SETTINGS, **overrides}))
+    return path
+
+
+def train_args(root, out, cfg, *extra):
+    return ["train", "--data", root, "--preset", "tiny", "--config", cfg, "--out", out, *extra]
+
+
+def files_of(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def metric_epochs(out):
+    return [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def start(args, env=None):
+    return subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+
+
+def read_until(proc, marker, timeout=120):
+    timer = threading.Timer(timeout, proc.kill)  # a hung child must not hang the suite
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                return lines
+    finally:
+        timer.cancel()
+    raise AssertionError(f"{marker!r} never came: {''.join(lines)}")
+
+
+def kill(proc):
+    proc.kill()
+    proc.communicate(timeout=60)
+
+
+# --------------------------------------------------------------------------------------
+# A second run into a folder that holds one
+
+
+def test_a_second_run_into_the_same_folder_is_refused_and_the_first_run_is_kept(root, tmp_path):
+    out, cfg = tmp_path / "run", config(tmp_path)
+    assert run(*train_args(root, out, cfg, "--epochs", 2)).exit_code == 0
+    before = files_of(out)
+    result = run(*train_args(root, out, cfg, "--epochs", 2))  # the same command again
+    assert_one_line_error(result, 2, f"{out} already holds a run (epoch 2 of 2, best val ",
+                          f"continue it with `--resume {out}`", "choose another --out")
+    assert "loading Omniglot" not in result.output
+    after = files_of(out)
+    assert {k: v for k, v in after.items() if k != "run.lock"} == \
+        {k: v for k, v in before.items() if k != "run.lock"}, "the first run was touched"
+    result = run(*train_args(root, out, cfg, "--epochs", 1, "--overwrite"))
+    assert result.exit_code == 0, result.output
+    assert metric_epochs(out) == [1], "the first run's epochs are mixed into the second's"
+
+
+def test_overwrite_and_resume_together_are_a_usage_error(root, tmp_path):
+    result = run("train", "--resume", tmp_path, "--overwrite", "--data", root)
+    assert_one_line_error(result, 2, "--overwrite starts a run afresh")
+
+
+# --------------------------------------------------------------------------------------
+# One trainer per folder
+
+
+def test_a_second_trainer_is_refused_while_the_first_holds_the_folder(root, tmp_path):
+    out, cfg = tmp_path / "run", config(tmp_path)
+    first = start(train_args(root, out, cfg, "--epochs", 500))
+    try:
+        read_until(first, "epoch   1")  # it has written last.npz and goes on
+        for again in (train_args(root, out, cfg, "--overwrite"),
+                      ["train", "--resume", out, "--data", root]):
+            proc = subprocess.run([*CLI, *map(str, again)], capture_output=True, text=True,
+                                  timeout=120)
+            assert proc.returncode == 2, proc.stdout + proc.stderr
+            errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+            assert errors == [f"Error: {out} is in use by another training run (pid {first.pid} "
+                              f"on {os.uname().nodename}); wait for it to end, or choose another "
+                              "--out"], proc.stderr
+    finally:
+        kill(first)  # SIGKILL: the lock dies with the process
+    epoch = load_checkpoint(out / "last.npz").meta["epoch"]
+    result = run("train", "--resume", out, "--data", root, "--epochs", epoch + 1)
+    assert result.exit_code == 0, result.output
+    assert metric_epochs(out) == list(range(1, epoch + 2))
+
+
+# --------------------------------------------------------------------------------------
+# kill -9 anywhere: the files agree, and resuming gives the weights of a run never stopped
+
+
+KILL_AT = textwrap.dedent("""
+    import os, signal, sys
+    from tinysiamese import runfolder
+    from tinysiamese.cli import main
+
+    where, epoch = sys.argv[1], int(sys.argv[2])
+    real_save, real_append = runfolder.RunFolder.save, runfolder.RunFolder.append_metrics
+
+    def save(self, name, params, meta, *rest):
+        if where == "before-last" and name == "last.npz" and meta["epoch"] == epoch:
+            os.kill(os.getpid(), signal.SIGKILL)  # its metrics line is written, last.npz not
+        return real_save(self, name, params, meta, *rest)
+
+    def append(self, record):
+        if record["epoch"] == epoch and where == "before-metrics":
+            os.kill(os.getpid(), signal.SIGKILL)  # best.npz may be written, the line not
+        if record["epoch"] == epoch and where == "mid-metrics":
+            with open(self.metrics, "a") as f:
+                f.write('{"epoch": %d, "loss": 0.' % epoch)  # half a line, then the kill
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_append(self, record)
+
+    runfolder.RunFolder.save, runfolder.RunFolder.append_metrics = save, append
+    sys.argv = ["tinysiamese", *sys.argv[3:]]
+    main()
+""")
+
+
+@pytest.fixture(scope="module")
+def straight(root, tmp_path_factory):
+    """A 3-epoch run never stopped."""
+    tmp = tmp_path_factory.mktemp("straight")
+    out = tmp / "run"
+    assert run(*train_args(root, out, config(tmp), "--epochs", 3)).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize("where", ["before-metrics", "mid-metrics", "before-last"])
+def test_a_kill_between_checkpoint_and_metrics_resumes_to_the_same_weights(where, root,
+                                                                          straight, tmp_path):
+    out = tmp_path / "run"
+    args = [str(a) for a in train_args(root, out, config(tmp_path), "--epochs", 3)]
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, where, "2", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    result = run("train", "--resume", out, "--data", root)
+    assert result.exit_code == 0, result.output
+    dropped = "metrics.jsonl: dropped 1 line(s) that last.npz does not hold"
+    assert (dropped in result.output) == (where != "before-metrics"), result.output
+    assert metric_epochs(out) == [1, 2, 3]
+    for name in ("best.npz", "last.npz"):
+        a, b = load_checkpoint(straight / name), load_checkpoint(out / name)
+        for key in a.params:
+            assert np.array_equal(a.params[key], b.params[key]), f"{name} {key} differs"
+        assert a.meta == b.meta, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_epoch"] == load_checkpoint(out / "last.npz").meta["best_epoch"]
+
+
+# --------------------------------------------------------------------------------------
+# Readers of best.npz while a run writes it
+
+
+def test_best_npz_is_always_whole_for_a_reader_while_a_run_trains(root, tmp_path):
+    out, cfg = tmp_path / "run", config(tmp_path, val_trials=20)
+    trainer = start(train_args(root, out, cfg, "--epochs", 500))
+    backend, reads, deadline = get_backend(), 0, time.monotonic() + 90
+    try:
+        read_until(trainer, "epoch   1")
+        # read as fast as we can while the trainer rewrites best.npz and last.npz, epoch after epoch
+        while len(metric_epochs(out)) < 6 and time.monotonic() < deadline:
+            model_from_checkpoint(load_checkpoint(out / "best.npz"), backend)  # must not raise
+            load_checkpoint(out / "last.npz")
+            reads += 1
+        assert trainer.poll() is None, "the trainer stopped early"
+    finally:
+        kill(trainer)
+    assert len(metric_epochs(out)) >= 6, "the trainer did not get far enough"
+    assert reads >= 20, f"only {reads} reads happened while the run trained"
+    result = run("eval", out / "best.npz", "--data", root, "--split", "val", "--trials", 20)
+    assert result.exit_code == 0, result.output
