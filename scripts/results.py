@@ -34,7 +34,8 @@ import numpy as np
 
 from tinysiamese import baselines, mnist, oneshot
 from tinysiamese.backend import get_backend
-from tinysiamese.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint
+from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
+from tinysiamese.files import atomic_write
 from tinysiamese.omniglot import load_paper_split
 from tinysiamese.pairs import PairLoader
 from tinysiamese.pretrained import pretrained_path

@@ -31,7 +31,8 @@ from tinysiamese import download as dl
 from tinysiamese import omniglot
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
-from tinysiamese.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+from tinysiamese.checkpoint import load_checkpoint, save_checkpoint
+from tinysiamese.files import remove_stale_temp_files
 from tinysiamese.model import preset_config
 from tinysiamese.omniglot import DataError
 from cli_helpers import assert_one_line_error, load_script, run

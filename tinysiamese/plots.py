@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .checkpoint import atomic_write
+from .files import atomic_write
 
 WHITE = (255, 255, 255)
 TEXT = (30, 41, 59)        # titles, axes (a slate, not a grey: tests tell it from images)

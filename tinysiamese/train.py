@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import (atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint,
-                         CheckpointError)
+from .checkpoint import load_checkpoint, save_checkpoint, CheckpointError
+from .files import atomic_write, remove_stale_temp_files
 from .distort import check_distortion
 from .groups import GroupLoader
 from .losses import bce_with_logits, one_shot_softmax
