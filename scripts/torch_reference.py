@@ -31,8 +31,10 @@ import numpy as np
 
 from tinysiamese.backend import get_backend
 from tinysiamese.model import SiameseNet, preset_config
-from tinysiamese.omniglot import load_paper_split, with_rotations
-from tinysiamese.oneshot import evaluate, within_alphabet_trials
+from tinysiamese.characters import with_rotations
+from tinysiamese.omniglot import load_paper_split
+from tinysiamese.oneshot import evaluate
+from tinysiamese.trials import within_alphabet_trials
 from tinysiamese.optim import DECAYED, learning_rate, momentum
 from tinysiamese.pairs import PairLoader
 

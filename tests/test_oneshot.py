@@ -3,7 +3,10 @@ import pytest
 from conftest import fake_strokes, fake_subset, read_ids, subset_ids, write_lake_runs
 
 from tinysiamese import oneshot
-from tinysiamese.omniglot import DataError, paper_split
+from tinysiamese.archive import DataError
+from tinysiamese.characters import paper_split
+from tinysiamese.lake_runs import load_lake_runs
+from tinysiamese.trials import Trials, within_alphabet_trials
 
 
 # --------------------------------------------------------------------------------------
@@ -12,7 +15,7 @@ from tinysiamese.omniglot import DataError, paper_split
 
 def test_within_alphabet_trials_follow_lakes_protocol():
     subset = fake_subset(alphabet_sizes=(6, 7, 5), n_drawers=4, size=10)
-    trials = oneshot.within_alphabet_trials(subset, n_way=5, n_trials=30, seed=1)
+    trials = within_alphabet_trials(subset, n_way=5, n_trials=30, seed=1)
     assert trials.test.shape == (30, 10, 10) and trials.support.shape == (30, 5, 10, 10)
     assert trials.test.dtype == trials.support.dtype == np.float32
     assert trials.answer.dtype == np.int64
@@ -35,9 +38,9 @@ def test_within_alphabet_trials_follow_lakes_protocol():
 
 def test_trials_are_deterministic_and_cut_short():
     subset = fake_subset(alphabet_sizes=(6, 7, 5))
-    a = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
-    b = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
-    c = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=4)
+    a = within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
+    b = within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
+    c = within_alphabet_trials(subset, n_way=4, n_trials=10, seed=4)
     np.testing.assert_array_equal(a.support, b.support)
     assert a.alphabet == b.alphabet
     assert not np.array_equal(a.support, c.support)
@@ -47,19 +50,19 @@ def test_trials_are_deterministic_and_cut_short():
 def test_too_many_ways_is_a_clear_error():
     subset = fake_subset(alphabet_sizes=(6, 3, 5))
     with pytest.raises(ValueError, match="A1 has 3: use at most 3 ways"):
-        oneshot.within_alphabet_trials(subset, n_way=4)
+        within_alphabet_trials(subset, n_way=4)
     with pytest.raises(ValueError, match="at least 2 ways"):
-        oneshot.within_alphabet_trials(subset, n_way=1)
+        within_alphabet_trials(subset, n_way=1)
 
 
 def test_real_test_set_trials(real_evaluation):
     test = paper_split(real_evaluation, "test")
-    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
+    trials = within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
     assert trials.support.shape == (400, 20, 105, 105)
     names, counts = np.unique(trials.alphabet, return_counts=True)
     assert len(names) == 10 and set(counts) == {40}, "two sets of 20 per test alphabet"
     assert set(names) == set(test.alphabets)
-    val = oneshot.within_alphabet_trials(paper_split(real_evaluation, "val"), n_trials=320)
+    val = within_alphabet_trials(paper_split(real_evaluation, "val"), n_trials=320)
     assert sorted(np.unique(val.alphabet, return_counts=True)[1]) == [20] * 4 + [40] * 6
 
 
@@ -69,7 +72,7 @@ def test_real_test_set_trials(real_evaluation):
 
 def _trials(n_trials):
     """5-way trials from three small fake alphabets."""
-    return oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
+    return within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
                                           n_trials=n_trials)
 
 
@@ -258,9 +261,9 @@ def test_wilson_interval_hand_values():
 
 def test_trials_check_their_shapes():
     with pytest.raises(ValueError, match="inconsistent trials"):
-        oneshot.Trials(np.zeros((3, 4, 4)), np.zeros((2, 5, 4, 4)), np.zeros(2, int), ["a", "b"])
+        Trials(np.zeros((3, 4, 4)), np.zeros((2, 5, 4, 4)), np.zeros(2, int), ["a", "b"])
     with pytest.raises(ValueError, match="answers must lie"):
-        oneshot.Trials(np.zeros((1, 4, 4)), np.zeros((1, 5, 4, 4)), np.array([5]), ["a"])
+        Trials(np.zeros((1, 4, 4)), np.zeros((1, 5, 4, 4)), np.array([5]), ["a"])
 
 
 # --------------------------------------------------------------------------------------
@@ -271,7 +274,7 @@ def test_trials_check_their_shapes():
                          [(False, ""), (False, "all_runs"), (True, "all_runs"), (True, "")])
 def test_load_lake_runs(tmp_path, as_zip, prefix):
     path, perms = write_lake_runs(tmp_path, as_zip=as_zip, prefix=prefix)
-    trials = oneshot.load_lake_runs(path)
+    trials = load_lake_runs(path)
     assert trials.support.shape == (6, 3, 105, 105) and trials.test.shape == (6, 105, 105)
     assert trials.alphabet == ["run01"] * 3 + ["run02"] * 3
     assert trials.answer.tolist() == perms["run01"].tolist() + perms["run02"].tolist()
@@ -284,21 +287,21 @@ def test_load_lake_runs(tmp_path, as_zip, prefix):
 
 def test_lake_runs_resized(tmp_path):
     path, _ = write_lake_runs(tmp_path, n_runs=1, prefix="")
-    trials = oneshot.load_lake_runs(path, size=35)
+    trials = load_lake_runs(path, size=35)
     assert trials.support.shape == (3, 3, 35, 35) and trials.support.max() <= 1.0
 
 
 def test_lake_runs_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        oneshot.load_lake_runs(tmp_path / "nowhere")
+        load_lake_runs(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no runNN/class_labels.txt"):
-        oneshot.load_lake_runs(tmp_path / "empty")
+        load_lake_runs(tmp_path / "empty")
     root, _ = write_lake_runs(tmp_path / "a", n_runs=1, prefix="")
     (root / "run01" / "class_labels.txt").write_text("run01/test/item01.png\n")
     with pytest.raises(DataError, match="line 1"):
-        oneshot.load_lake_runs(root)
+        load_lake_runs(root)
     root, _ = write_lake_runs(tmp_path / "b", n_runs=1, prefix="")
     (root / "run01" / "test" / "item02.png").unlink()
     with pytest.raises(DataError, match="item02.png"):
-        oneshot.load_lake_runs(root)
+        load_lake_runs(root)

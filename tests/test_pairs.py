@@ -209,7 +209,7 @@ def test_wait_seconds_counts_time_waiting(monkeypatch):
 
 
 def test_real_train_set_batch(real_background):
-    from tinysiamese.omniglot import paper_split
+    from tinysiamese.characters import paper_split
 
     loader = PairLoader(paper_split(real_background, "train"), NUMPY, batch_size=32,
                         pairs_per_epoch=64, hard_negative_fraction=0.5)

@@ -13,7 +13,7 @@ import pytest
 from conftest import write_fake_split
 from PIL import Image
 
-from tinysiamese import omniglot, plots
+from tinysiamese import characters, plots
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import save_checkpoint
@@ -255,7 +255,7 @@ def fake_run(tmp_path_factory):
     whose evaluation alphabets (the paper's 20) have 20 characters each, as 20-way needs."""
     root = tmp_path_factory.mktemp("fake-omniglot")
     write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    names = sorted(omniglot.VAL_ALPHABETS + omniglot.TEST_ALPHABETS)
+    names = sorted(characters.VAL_ALPHABETS + characters.TEST_ALPHABETS)
     write_fake_split(root, "evaluation", {name: 20 for name in names}, first_char=100)
     out = root / "run"
     cfg = preset_config("tiny", {"epochs": 2, "pairs_per_epoch": 64, "val_trials": 40,

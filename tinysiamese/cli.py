@@ -17,11 +17,15 @@ import numpy as np
 
 from . import __version__, baselines, download as dl, gradcheck, mnist, omniglot, oneshot, ops, plots
 from . import train as train_mod
+from .archive import DataError
 from .backend import BACKEND_NAMES, BackendUnavailableError, get_backend
+from .characters import skipped_note
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .images import ImageError, load_user_image
+from .lake_runs import load_lake_runs
 from .model import PRESETS, preset_config
 from .pretrained import pretrained_path
+from .trials import within_alphabet_trials
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DATA_HELP = ("Folder holding the Omniglot archives "
@@ -44,7 +48,7 @@ def _errors():
         yield
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    except (omniglot.DataError, OSError) as exc:
+    except (DataError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -159,16 +163,16 @@ def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size,
     if runs is not None:
         if ways not in (None, 20):
             raise ValueError("Lake's runs are 20-way; leave out --ways")
-        trials = oneshot.load_lake_runs(runs, size)
+        trials = load_lake_runs(runs, size)
         return trials, (f"Lake's runs in {runs}, {trials.n_way}-way, {trials.n_trials} trials, "
                         f"{size}px")
     root = omniglot.find_data_root(data_path)
     subset = omniglot.load_paper_split(root, split, size, cache_dir=cache_dir,
                                        on_bad_image=on_bad_image)
-    if omniglot.skipped_note(subset):
-        click.echo(omniglot.skipped_note(subset), err=True)
+    if skipped_note(subset):
+        click.echo(skipped_note(subset), err=True)
     ways = 20 if ways is None else ways
-    trials = oneshot.within_alphabet_trials(subset, ways, n_trials, seed)
+    trials = within_alphabet_trials(subset, ways, n_trials, seed)
     return trials, (f"Omniglot {split} set, within-alphabet, {ways}-way, {n_trials} trials, "
                     f"seed {seed}, {size}px")
 
@@ -441,7 +445,7 @@ def train_command(data_path, preset, backend_name, epochs, pairs_per_epoch, batc
         raise click.ClickException(str(exc)) from None
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    except (omniglot.DataError, OSError) as exc:
+    except (DataError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if result.stopped == "diverged":
         sys.exit(1)
@@ -670,7 +674,7 @@ def show_trial_command(checkpoints, data_path, split, seed, out, backend_name, c
         root = omniglot.find_data_root(data_path)
         subset = omniglot.load_paper_split(root, split, models[0][0].cfg["image_size"],
                                            cache_dir=cache_dir)
-        trials = oneshot.within_alphabet_trials(subset, n_way, n_way, seed)  # one set of N tests
+        trials = within_alphabet_trials(subset, n_way, n_way, seed)  # one set of N tests
     k = int(np.random.default_rng([seed, 1]).integers(trials.n_trials))   # which test of the set
     test, support, answer = trials.test[k], trials.support[k], int(trials.answer[k])
     x1 = np.repeat(test[None, None], n_way, axis=0)                       # (N, 1, H, W)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .distort import apply_affine, check_distortion, random_affine_params
-from .omniglot import as_float
+from .pixels import as_float
 from .pairs import EpochBatches
 
 _STREAM_GROUPS = 4  # a random stream of its own (pairs.py uses 1 to 3)
@@ -100,7 +100,7 @@ class GroupLoader(EpochBatches):
     first, second, same, weight: (P,) the pairs among them, as :func:`pairs_within` gives
        them (the same for every batch, since the layout is)
 
-    subset: an OmniglotSubset with ``images (n_chars, n_drawers, H, W)`` uint8 and
+    subset: an CharacterSet with ``images (n_chars, n_drawers, H, W)`` uint8 and
     ``alphabet_of (n_chars,)``. Alphabets are drawn uniformly (without replacement within a
     batch), then characters and drawers uniformly without replacement, so every alphabet
     needs at least ``characters`` characters and every character ``drawers`` drawings.

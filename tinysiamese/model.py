@@ -55,7 +55,7 @@ PRESETS = {
         "pairs_per_epoch": 25600,
         "hard_negative_fraction": 0.5,
         # each training character also turned by 90, 180 and 270 degrees, as 3 new ones
-        # (omniglot.with_rotations): chosen on validation, see docs/tuning.md
+        # (characters.with_rotations): chosen on validation, see docs/tuning.md
         "rotations": 4,
         "epochs": 40,
         "time_budget_minutes": 55,

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .distort import apply_affine, check_distortion, random_affine_params
-from .omniglot import as_float
+from .pixels import as_float
 
 # Separate random streams: default_rng([seed, stream, ...]). (Trailing zeros do not change
 # a numpy seed, so streams differ in their second word, never only in their length.)
@@ -194,7 +194,7 @@ class PairLoader(EpochBatches):
     x1, x2: (B, 1, H, W) arrays of ``backend`` in its float dtype, strokes 1
     y:      (B,) same dtype, 1 = same character, 0 = different; the first B/2 are same
 
-    subset: an OmniglotSubset (or OmniglotSplit): ``images (n_chars, n_drawers, H, W)``
+    subset: an CharacterSet (or CharacterSet): ``images (n_chars, n_drawers, H, W)``
             uint8 and ``alphabet_of (n_chars,)``
     An epoch is ``(1 + distortions) * pairs_per_epoch // batch_size`` batches; the
     remainder of the last incomplete batch is dropped. ``iter(loader)`` runs the next

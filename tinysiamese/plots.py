@@ -322,7 +322,7 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
                 cell: int = 84) -> Image.Image:
     """One N-way one-shot trial: the test image, the N candidates in a grid, their scores.
 
-    test:    (H, W) ink in [0, 1], strokes 1 (as in ``oneshot.Trials``)
+    test:    (H, W) ink in [0, 1], strokes 1 (as in ``trials.Trials``)
     support: (N, H, W) the candidates, the same way
     scores:  (N,) the model's score of each candidate (shown with 3 decimals when all lie
              in [0, 1], e.g. probabilities); ``score_label`` names them in the caption

@@ -40,9 +40,10 @@ from .distort import check_distortion
 from .groups import GroupLoader
 from .losses import bce_with_logits, one_shot_softmax
 from .model import SiameseNet, encoder_shapes
-from .oneshot import evaluate, within_alphabet_trials
-from .omniglot import (check_mirror, check_rotations, load_paper_split, skipped_note,
-                       with_mirrors, with_rotations)
+from .characters import check_mirror, check_rotations, skipped_note, with_mirrors, with_rotations
+from .oneshot import evaluate
+from .omniglot import load_paper_split
+from .trials import within_alphabet_trials
 from .optim import MomentumSGD, WeightAverage, average_decay, make_groups
 from .pairs import PairLoader
 
