@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batches import EpochBatches
 from .distort import apply_affine, check_distortion, random_affine_params
 from .pixels import as_float
-from .pairs import EpochBatches
 
-_STREAM_GROUPS = 4  # a random stream of its own (pairs.py uses 1 to 3)
+_STREAM_GROUPS = 4  # a random stream of its own (pairs.py uses 1 and 3)
 
 
 def pairs_within(labels, same_weight: float = 0.5, alphabets=None, hard_weight=None):
@@ -135,16 +135,12 @@ class GroupLoader(EpochBatches):
         if hard_weight is not None and not 0.0 < hard_weight < 1.0:
             raise ValueError(f"hard_weight must lie strictly between 0 and 1, not {hard_weight}")
         check_distortion(distort_p, distort_strength)
-        if seed < 0:
-            raise ValueError(f"seed must be 0 or more, not {seed}")
-        if prefetch < 0:
-            raise ValueError(f"prefetch must be 0 or more, not {prefetch}")
-        self.subset, self.backend = subset, backend
+        super().__init__(backend, seed, prefetch)
+        self.subset = subset
         self.distort_p, self.distort_strength = distort_p, distort_strength
         self.alphabets, self.characters, self.drawers = alphabets, characters, drawers
         self.batch_size = alphabets * characters * drawers  # images per batch
         self.batches_per_epoch = batches_per_epoch
-        self.seed, self.prefetch = seed, prefetch
         # The characters grouped by alphabet, and where each alphabet's group starts.
         self._by_alphabet = np.argsort(subset.alphabet_of, kind="stable")
         self._count = counts
