@@ -13,7 +13,7 @@ import pytest
 from conftest import write_fake_split
 from PIL import Image
 
-from tinysiamese import characters, plots
+from tinysiamese import characters, drawing, plots
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import save_checkpoint
@@ -57,7 +57,7 @@ def metrics_records(n_epochs: int) -> list[dict]:
     (0.5, 0.5, False, [0, 0.2, 0.4, 0.6, 0.8, 1.0]),  # no range: widened around the value
 ])
 def test_nice_ticks_by_hand(lo, hi, integer, expected):
-    ticks = plots.nice_ticks(lo, hi, max_ticks=6, integer=integer)
+    ticks = drawing.nice_ticks(lo, hi, max_ticks=6, integer=integer)
     assert ticks == pytest.approx(expected), f"ticks for [{lo}, {hi}]: {ticks}"
 
 
@@ -72,7 +72,7 @@ def test_nice_ticks_by_hand(lo, hi, integer, expected):
     (0.825, 0.025, True, "82.5%"),
 ])
 def test_tick_labels_show_the_step_s_decimals(value, step, percent, expected):
-    assert plots._tick_label(value, step, percent) == expected
+    assert drawing.tick_label(value, step, percent) == expected
 
 
 @pytest.mark.parametrize("n_epochs", [1, 2, 37, 120])

@@ -71,8 +71,9 @@ class PairLoader(EpochBatches):
     """
 
     def __init__(self, subset, backend, *, batch_size: int = 128, pairs_per_epoch: int = 30_000,
-                 distort: bool = True, distortions: int = 0, hard_negative_fraction: float = 0.0, distort_p: float = 0.5,
-                 distort_strength: float = 1.0, seed: int = 0, prefetch: int = 2):
+                 distort: bool = True, distortions: int = 0, hard_negative_fraction: float = 0.0,
+                 distort_p: float = 0.5, distort_strength: float = 1.0, seed: int = 0,
+                 prefetch: int = 2):
         if batch_size < 2 or batch_size % 2:
             raise ValueError(
                 f"batch_size must be even (half same, half different pairs), not {batch_size}"
