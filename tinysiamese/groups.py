@@ -93,14 +93,14 @@ def _first_k(rng, n_rows: int, sizes: np.ndarray, k: int) -> np.ndarray:
 
 
 class GroupLoader(EpochBatches):
-    """Group batches ``(x, first, second, same, weight)`` from an Omniglot subset.
+    """Group batches ``(x, first, second, same, weight)`` from a CharacterSet.
 
     x: (B, 1, H, W) in the backend's float dtype, strokes 1, B = alphabets * characters *
        drawers, ordered alphabet by alphabet, character by character
     first, second, same, weight: (P,) the pairs among them, as :func:`pairs_within` gives
        them (the same for every batch, since the layout is)
 
-    subset: an CharacterSet with ``images (n_chars, n_drawers, H, W)`` uint8 and
+    subset: a CharacterSet with ``images (n_chars, n_drawers, H, W)`` uint8 and
     ``alphabet_of (n_chars,)``. Alphabets are drawn uniformly (without replacement within a
     batch), then characters and drawers uniformly without replacement, so every alphabet
     needs at least ``characters`` characters and every character ``drawers`` drawings.

@@ -55,12 +55,12 @@ class _Plan:
 
 
 class PairLoader(EpochBatches):
-    """Minibatches ``(x1, x2, y)`` of pairs from an Omniglot subset.
+    """Minibatches ``(x1, x2, y)`` of pairs from a CharacterSet.
 
     x1, x2: (B, 1, H, W) arrays of ``backend`` in its float dtype, strokes 1
     y:      (B,) same dtype, 1 = same character, 0 = different; the first B/2 are same
 
-    subset: an CharacterSet (or CharacterSet): ``images (n_chars, n_drawers, H, W)``
+    subset: a CharacterSet (``tinysiamese.characters``): ``images (n_chars, n_drawers, H, W)``
             uint8 and ``alphabet_of (n_chars,)``
     An epoch is ``(1 + distortions) * pairs_per_epoch // batch_size`` batches; the
     remainder of the last incomplete batch is dropped. ``iter(loader)`` runs the next
