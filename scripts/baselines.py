@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tinysiamese import baselines, mnist, omniglot, oneshot
+from tinysiamese.trials import Trials, within_alphabet_trials
 
 SCORES = (("1-NN (pixels)", baselines.nn_score), ("modified Hausdorff", baselines.hausdorff_score))
 PAPER_ROWS = (
@@ -46,7 +47,7 @@ def machine() -> str:
             f"Python {platform.python_version()}, NumPy {np.__version__}")
 
 
-def measure(task: str, size: int, trials: oneshot.Trials) -> list[dict]:
+def measure(task: str, size: int, trials: Trials) -> list[dict]:
     rows = []
     for name, score in SCORES:
         start = time.perf_counter()
@@ -86,7 +87,7 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         test = omniglot.load_paper_split(root, "test", size, cache_dir=args.cache_dir)
-        trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=args.trials,
+        trials = within_alphabet_trials(test, n_way=20, n_trials=args.trials,
                                                 seed=args.seed)
         rows += measure("Omniglot 20-way within-alphabet", size, trials)
         del trials  # 400 x 20 supports at 105 px is 350 MB

@@ -120,12 +120,12 @@ CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCK["wall"]
 
 
-def make_batch(cfg: dict, batch: int, seed: int = 1):
+def make_batch(cfg, batch: int, seed: int = 1):
     """Host float32 images in [0, 1) for both twins and 0/1 labels."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    S = cfg["image_size"]
+    S = cfg.network.image_size
     x1 = rng.random((batch, 1, S, S), dtype=np.float32)
     x2 = rng.random((batch, 1, S, S), dtype=np.float32)
     y = rng.integers(0, 2, batch).astype(np.float32)
@@ -137,16 +137,17 @@ def tinysiamese_setup(preset: str, backend_name: str, seed: int = 0):
     import numpy as np
 
     from tinysiamese.backend import get_backend
-    from tinysiamese.model import SiameseNet, preset_config
+    from tinysiamese.config import PRESETS
+    from tinysiamese.model import SiameseNet
     from tinysiamese.optim import MomentumSGD, make_groups
 
     be = get_backend(backend_name)
-    cfg = preset_config(preset)
-    model = SiameseNet(cfg, backend=be, rng=np.random.default_rng(seed))
+    cfg = PRESETS[preset]
+    model = SiameseNet(cfg.network, backend=be, rng=np.random.default_rng(seed))
     layer_names = [n for n, _ in model.named_layers()]
-    oc = cfg["optim"]
+    oc = cfg.optim
     opt = MomentumSGD(model.params(), model.grads(), make_groups(layer_names, oc),
-                      lr_decay=oc["lr_decay"], momentum_epochs=oc["momentum_epochs"])
+                      lr_decay=oc.lr_decay, momentum_epochs=oc.momentum_epochs)
     return be, cfg, model, opt
 
 
@@ -256,7 +257,7 @@ def torch_steps(model, cfg, x1, x2, y, threads, device) -> dict:
         t1 = torch.from_numpy(x1).to(device).contiguous(memory_format=fmt)
         t2 = torch.from_numpy(x2).to(device).contiguous(memory_format=fmt)
         ty = torch.from_numpy(y).to(device)
-        opt = torch.optim.SGD(net.parameters(), lr=cfg["optim"]["lr"], momentum=0.5)
+        opt = torch.optim.SGD(net.parameters(), lr=cfg.optim.lr, momentum=0.5)
         loss_fn = torch.nn.BCEWithLogitsLoss()
 
         def train_step(net=net, t1=t1, t2=t2, ty=ty, opt=opt):

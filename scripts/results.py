@@ -34,12 +34,14 @@ import numpy as np
 
 from tinysiamese import baselines, mnist, oneshot
 from tinysiamese.backend import get_backend
-from tinysiamese.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint
+from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
 from tinysiamese.config import config_from_dict
+from tinysiamese.files import atomic_write
 from tinysiamese.omniglot import load_paper_split
 from tinysiamese.pairs import PairLoader
 from tinysiamese.pretrained import pretrained_path
-from tinysiamese.train import model_score
+from tinysiamese.oneshot import model_score
+from tinysiamese.trials import within_alphabet_trials
 
 
 def pct(r):
@@ -84,7 +86,7 @@ def training_row(run):
 
 def spread_over_draws(score, test, draws=20):
     """``score`` on ``draws`` draws of the 400 test trials (seeds 0, 1, ...) -> accuracies."""
-    return [oneshot.evaluate(score, oneshot.within_alphabet_trials(
+    return [oneshot.evaluate(score, within_alphabet_trials(
         test, n_way=20, n_trials=400, seed=seed)).accuracy for seed in range(draws)]
 
 
@@ -118,14 +120,14 @@ def main(argv=None):
     score = oneshot.ensemble([model_score(m) for m in models])
     t0 = time.perf_counter()
     test = load_paper_split(args.data, "test", size)
-    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
+    trials = within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
     res = {"model": oneshot.evaluate(score, trials)}
     draws = spread_over_draws(score, test)
     if args.views > 1:
         viewed = oneshot.with_views(score, args.views)
         res["model_views"] = oneshot.evaluate(viewed, trials)
         draws_views = spread_over_draws(viewed, test)
-    trials105 = oneshot.within_alphabet_trials(load_paper_split(args.data, "test", 105),
+    trials105 = within_alphabet_trials(load_paper_split(args.data, "test", 105),
                                                n_way=20, n_trials=400, seed=0)
     res["nn"] = oneshot.evaluate(baselines.nn_score, trials105)
     res["hausdorff"] = oneshot.evaluate(baselines.hausdorff_score, trials105)

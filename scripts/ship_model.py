@@ -21,7 +21,8 @@ from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint, save_
 from tinysiamese.config import config_from_dict
 from tinysiamese.omniglot import load_paper_split
 from tinysiamese.pretrained import pretrained_path
-from tinysiamese.train import model_score
+from tinysiamese.oneshot import model_score
+from tinysiamese.trials import within_alphabet_trials
 
 
 def main(argv=None):
@@ -41,7 +42,7 @@ def main(argv=None):
 
     backend = get_backend("numpy")
     test = load_paper_split(args.data, "test", config_from_dict(ckpt.config).network.image_size)
-    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
+    trials = within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
     full = oneshot.evaluate(model_score(model_from_checkpoint(ckpt, backend)), trials)
     ckpt.params = half
     small = oneshot.evaluate(model_score(model_from_checkpoint(ckpt, backend)), trials)

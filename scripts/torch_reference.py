@@ -30,10 +30,12 @@ import time
 import numpy as np
 
 from tinysiamese.backend import get_backend
+from tinysiamese.characters import with_rotations
 from tinysiamese.config import build_config
 from tinysiamese.model import SiameseNet
-from tinysiamese.omniglot import load_paper_split, with_rotations
-from tinysiamese.oneshot import evaluate, within_alphabet_trials
+from tinysiamese.omniglot import load_paper_split
+from tinysiamese.oneshot import evaluate
+from tinysiamese.trials import within_alphabet_trials
 from tinysiamese.optim import DECAYED, learning_rate, momentum
 from tinysiamese.pairs import PairLoader
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from reference import BACKEND_PARAMS, backend_or_skip
-from tinysiamese import omniglot
+from tinysiamese import characters, omniglot, pixels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,12 +56,12 @@ def session_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_evaluation(omniglot_dir, session_cache) -> omniglot.OmniglotSplit:
+def real_evaluation(omniglot_dir, session_cache) -> characters.CharacterSet:
     return omniglot.load_split(omniglot_dir, "evaluation", cache_dir=session_cache)
 
 
 @pytest.fixture(scope="session")
-def real_background(omniglot_dir, session_cache) -> omniglot.OmniglotSplit:
+def real_background(omniglot_dir, session_cache) -> characters.CharacterSet:
     return omniglot.load_split(omniglot_dir, "background", cache_dir=session_cache)
 
 
@@ -224,22 +224,22 @@ def fake_paper_root(tmp_path_factory) -> Path:
     characters, and all 20 evaluation alphabets with 3 characters each."""
     root = tmp_path_factory.mktemp("fake-paper")
     write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    names = sorted(omniglot.VAL_ALPHABETS + omniglot.TEST_ALPHABETS)
+    names = sorted(characters.VAL_ALPHABETS + characters.TEST_ALPHABETS)
     write_fake_split(root, "evaluation", {name: 3 for name in names}, first_char=100)
     return root
 
 
 def fake_subset(alphabet_sizes=(3, 5, 4), n_drawers: int = 4,
-                size: int = 12) -> omniglot.OmniglotSubset:
+                size: int = 12) -> characters.CharacterSet:
     """An in-memory subset whose pixel [0, 0] is the character + 1 and [0, 1] the drawer + 1."""
     n_chars = sum(alphabet_sizes)
     images = np.zeros((n_chars, n_drawers, size, size), dtype=np.uint8)
     images[:, :, 0, 0] = np.arange(1, n_chars + 1)[:, None]
     images[:, :, 0, 1] = np.arange(1, n_drawers + 1)[None, :]
-    images[:, :, 4:8, 4:8] = omniglot.INK  # some ink in the middle
+    images[:, :, 4:8, 4:8] = pixels.INK  # some ink in the middle
     alphabet_of = np.repeat(np.arange(len(alphabet_sizes)), alphabet_sizes)
     names = [f"A{a}" for a in range(len(alphabet_sizes))]
-    return omniglot.OmniglotSubset(
+    return characters.CharacterSet(
         name="fake", images=images, alphabets=names,
         characters=[f"{names[a]}/character{i:02d}" for i, a in enumerate(alphabet_of)],
         alphabet_of=alphabet_of.astype(np.int64), drawers=tuple(range(1, n_drawers + 1)),

@@ -3,7 +3,8 @@ import pytest
 from conftest import fake_subset
 
 from tinysiamese import baselines, oneshot
-from tinysiamese.omniglot import paper_split
+from tinysiamese.characters import paper_split
+from tinysiamese.trials import Trials, within_alphabet_trials
 
 
 def test_nn_score_hand_example():
@@ -62,15 +63,15 @@ def test_centring_ignores_position():
 def test_baselines_through_the_evaluator():
     # Support and test are drawn by different drawers, which differ only in pixel [0, 1]:
     # nearest neighbour on pixels still finds the character (pixel [0, 0]).
-    trials = oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
+    trials = within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
                                             n_trials=30)
     assert oneshot.evaluate(baselines.nn_score, trials).accuracy == 1.0
 
 
 def test_real_baselines_beat_chance(real_evaluation):
     test = paper_split(real_evaluation, "test")
-    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=60, seed=0)
-    small = oneshot.Trials(trials.test[:, ::3, ::3].copy(), trials.support[:, :, ::3, ::3].copy(),
+    trials = within_alphabet_trials(test, n_way=20, n_trials=60, seed=0)
+    small = Trials(trials.test[:, ::3, ::3].copy(), trials.support[:, :, ::3, ::3].copy(),
                            trials.answer, trials.alphabet)  # 35x35: keeps the test quick
     # Chance is 1/20; Hausdorff is far better than raw pixels (about 60% vs 15-20%).
     for score, floor in ((baselines.nn_score, 0.08), (baselines.hausdorff_score, 0.4)):

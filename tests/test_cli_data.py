@@ -5,7 +5,7 @@ import zipfile
 import pytest
 from conftest import write_fake_split, write_lake_runs
 
-from tinysiamese import __version__, omniglot
+from tinysiamese import __version__, characters, omniglot
 from tinysiamese import download as dl
 from cli_helpers import assert_one_line_error, run
 
@@ -138,7 +138,7 @@ def test_eval_omniglot_json(fake_paper_root, tmp_path):
     assert 0.0 <= out["ci95"][0] <= out["accuracy"] <= out["ci95"][1] <= 1.0
     # 12 trials are 4 sets of 3, each from one test alphabet.
     assert len(out["per_alphabet"]) == 4
-    assert set(out["per_alphabet"]) <= set(omniglot.TEST_ALPHABETS)
+    assert set(out["per_alphabet"]) <= set(characters.TEST_ALPHABETS)
     assert out["accuracy"] == 1.0, "fake characters differ by position: 1-NN must be perfect"
 
 
@@ -147,7 +147,7 @@ def test_eval_val_split_text(fake_paper_root, tmp_path):
                  "--ways", 3, "--trials", 6, "--cache-dir", tmp_path)
     assert result.exit_code == 0, result.output
     assert "Omniglot val set" in result.output and "accuracy" in result.output
-    assert set(result.output.split()) & set(omniglot.VAL_ALPHABETS)
+    assert set(result.output.split()) & set(characters.VAL_ALPHABETS)
 
 
 def test_eval_lake_runs(tmp_path):
@@ -182,7 +182,7 @@ def test_eval_usage_errors(fake_paper_root, tmp_path):
 
 def test_eval_bad_data_is_a_failure(tmp_path):
     root = tmp_path / "root"
-    names = sorted(omniglot.VAL_ALPHABETS + omniglot.TEST_ALPHABETS)
+    names = sorted(characters.VAL_ALPHABETS + characters.TEST_ALPHABETS)
     zip_path = write_fake_split(root, "evaluation", {name: 3 for name in names})
     with zipfile.ZipFile(zip_path) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}

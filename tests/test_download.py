@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from tinysiamese import download as dl
-from tinysiamese.omniglot import DataError
+from tinysiamese.archive import DataError
 
 SMALL1 = dl.SMALL_ARCHIVES[0]
 

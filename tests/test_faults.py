@@ -28,14 +28,15 @@ import pytest
 from conftest import write_fake_split
 
 from tinysiamese import download as dl
-from tinysiamese import omniglot
+from tinysiamese import characters
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
-from tinysiamese.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+from tinysiamese.archive import DataError
+from tinysiamese.checkpoint import load_checkpoint, save_checkpoint
 from tinysiamese.config import build_config
+from tinysiamese.files import remove_stale_temp_files
 from tinysiamese.runfolder import RunFolder
 from tinysiamese import steps
-from tinysiamese.omniglot import DataError
 from cli_helpers import assert_one_line_error, run, train_run
 
 SMALL_RUN = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
@@ -62,8 +63,8 @@ def paper20(tmp_path_factory):
     """Fake Omniglot: 3 background alphabets of 4 characters; 20-character val alphabets."""
     root = tmp_path_factory.mktemp("paper20")
     write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    alphabets = {name: 20 for name in omniglot.VAL_ALPHABETS}
-    alphabets.update({name: 1 for name in omniglot.TEST_ALPHABETS})
+    alphabets = {name: 20 for name in characters.VAL_ALPHABETS}
+    alphabets.update({name: 1 for name in characters.TEST_ALPHABETS})
     write_fake_split(root, "evaluation", alphabets, first_char=100)
     return root
 

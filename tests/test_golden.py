@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from cli_helpers import run
 from conftest import write_fake_split
-from tinysiamese import omniglot
+from tinysiamese import characters
 from tinysiamese.checkpoint import load_checkpoint
 
 
@@ -24,8 +24,8 @@ def paper_root(tmp_path_factory):
     """Fake Omniglot with the paper's alphabet names: 3 background alphabets of 4 characters."""
     root = tmp_path_factory.mktemp("golden-data")
     write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    alphabets = {name: 20 for name in omniglot.VAL_ALPHABETS}
-    alphabets.update({name: 1 for name in omniglot.TEST_ALPHABETS})
+    alphabets = {name: 20 for name in characters.VAL_ALPHABETS}
+    alphabets.update({name: 1 for name in characters.TEST_ALPHABETS})
     write_fake_split(root, "evaluation", alphabets, first_char=100)
     return root
 

@@ -1,4 +1,4 @@
-"""bce_with_logits, one_shot_softmax and l2_penalty: values, gradients, and stability for
+"""bce_with_logits and one_shot_softmax: values, gradients, and stability for
 huge logits."""
 import warnings
 
@@ -7,7 +7,7 @@ import pytest
 
 from reference import rel_err
 from tinysiamese.groups import pairs_within
-from tinysiamese.losses import bce_with_logits, l2_penalty, one_shot_softmax
+from tinysiamese.losses import bce_with_logits, one_shot_softmax
 
 
 def naive_bce(z, y):
@@ -66,31 +66,6 @@ def test_bce_dz_matches_finite_differences():
 def test_bce_keeps_float32_gradient_with_float64_labels():
     _, dz = bce_with_logits(np.array([0.5, -0.5], dtype=np.float32), np.array([1.0, 0.0]))
     assert dz.dtype == np.float32
-
-
-def test_l2_penalty_by_hand():
-    params = {"a.W": np.array([1.0, -2.0]), "a.b": np.array([3.0]), "c.W": np.array([[0.5]])}
-    penalty, grads = l2_penalty(params, {"a.W": 0.1, "a.b": 0.0, "c.W": 2.0})
-    # 0.1 * (1 + 4) + 2 * 0.25 = 1.0; the bias (lambda 0) is left out
-    assert abs(float(penalty) - 1.0) < 1e-15, f"penalty {float(penalty)}"
-    assert set(grads) == {"a.W", "c.W"}
-    np.testing.assert_allclose(grads["a.W"], [0.2, -0.4], rtol=1e-15)  # 2 lambda w
-    np.testing.assert_allclose(grads["c.W"], [[2.0]], rtol=1e-15)
-
-
-def test_l2_penalty_gradient_matches_finite_differences():
-    rng = np.random.default_rng(2)
-    w = rng.standard_normal(5)
-    _, grads = l2_penalty({"x.W": w}, {"x.W": 0.3})
-    h = 1e-6
-    num = [(float(l2_penalty({"x.W": w + h * e}, {"x.W": 0.3})[0])
-            - float(l2_penalty({"x.W": w - h * e}, {"x.W": 0.3})[0])) / (2 * h) for e in np.eye(5)]
-    assert rel_err(grads["x.W"], num) < 1e-8
-
-
-def test_l2_penalty_nothing_penalised():
-    penalty, grads = l2_penalty({"a.W": np.ones(3)}, {})
-    assert penalty == 0.0 and grads == {}
 
 
 def test_weighted_bce_by_a_plain_loop_and_finite_differences():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinysiamese import mnist
-from tinysiamese.omniglot import DataError
+from tinysiamese.archive import DataError
 
 
 def _idx(array: np.ndarray, magic: int) -> bytes:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import fake_strokes, png_bytes, read_ids, write_fake_split
 
-from tinysiamese import omniglot
-from tinysiamese.omniglot import DataError
+from tinysiamese import characters, omniglot, pixels
+from tinysiamese.archive import DataError
 
 
 # --------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def test_load_split_layout_and_pixels(fake_omniglot, tmp_path, as_zip):
         for d in (1, 7, 20):
             assert read_ids(s.images[c, d - 1]) == (expected_char[c], d), f"char {c} drawer {d}"
     # Strokes are the 'on' value: black pixels of the PNG become 255, white paper 0.
-    assert set(np.unique(s.images)) == {0, omniglot.INK}
+    assert set(np.unique(s.images)) == {0, pixels.INK}
     np.testing.assert_array_equal(s.images[3, 4] > 0, fake_strokes(1, 5))
     assert s.n_images == 100 and s.n_skipped == 0 and s.dropped == []
 
@@ -45,9 +45,9 @@ def test_zip_and_folder_give_identical_arrays(tmp_path):
 
 def test_as_float_is_strokes_one(fake_omniglot, tmp_path):
     s = omniglot.load_split(fake_omniglot(), "background", cache_dir=tmp_path / "c")
-    x = omniglot.as_float(s.images[:2])
+    x = pixels.as_float(s.images[:2])
     assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
-    np.testing.assert_array_equal(x[0, 0] == 1.0, s.images[0, 0] == omniglot.INK)
+    np.testing.assert_array_equal(x[0, 0] == 1.0, s.images[0, 0] == pixels.INK)
 
 
 def test_resized_split_averages_ink(fake_omniglot, tmp_path):
@@ -56,8 +56,8 @@ def test_resized_split_averages_ink(fake_omniglot, tmp_path):
     small = omniglot.load_split(root, "background", size=35, cache_dir=tmp_path / "c")
     assert small.images.shape == (5, 20, 35, 35) and small.images.dtype == np.uint8
     # A 3x3 box filter: each small pixel is the mean of 9 full pixels, so the total ink is kept.
-    ink_full = omniglot.as_float(full.images).sum(axis=(2, 3)) / 9
-    ink_small = omniglot.as_float(small.images).sum(axis=(2, 3))
+    ink_full = pixels.as_float(full.images).sum(axis=(2, 3)) / 9
+    ink_small = pixels.as_float(small.images).sum(axis=(2, 3))
     np.testing.assert_allclose(ink_small, ink_full, atol=35 * 35 / 255)
     assert len(np.unique(small.images)) > 2, "partial coverage should give grey levels"
 
@@ -214,63 +214,6 @@ def test_no_cache_writes_nothing(fake_omniglot, tmp_path):
 
 
 # --------------------------------------------------------------------------------------
-# Subsets and the paper's splits
-
-
-def test_paper_split_table_is_disjoint():
-    spec = omniglot.PAPER_SPLITS
-    assert len(omniglot.VAL_ALPHABETS) == len(omniglot.TEST_ALPHABETS) == 10
-    assert not set(omniglot.VAL_ALPHABETS) & set(omniglot.TEST_ALPHABETS)
-    assert spec["train"].archive == "background" and spec["train"].drawers == tuple(range(1, 13))
-    assert spec["val"].drawers == (13, 14, 15, 16) and spec["test"].drawers == (17, 18, 19, 20)
-    train, val, test = (set(s.drawers) for s in spec.values())
-    assert not (train & val or train & test or val & test)
-
-
-def test_paper_split_on_fake_paper_tree(fake_paper_root, tmp_path):
-    evaluation = omniglot.load_split(fake_paper_root, "evaluation", cache_dir=tmp_path)
-    background = omniglot.load_split(fake_paper_root, "background", cache_dir=tmp_path)
-    sets = {
-        "train": omniglot.paper_split(background, "train"),
-        "val": omniglot.paper_split(evaluation, "val"),
-        "test": omniglot.paper_split(evaluation, "test"),
-    }
-    assert sets["train"].images.shape == (12, 12, 105, 105)
-    assert sets["val"].images.shape == sets["test"].images.shape == (30, 4, 105, 105)
-    assert sets["test"].alphabets == sorted(omniglot.TEST_ALPHABETS)
-    # The images really are those drawers: drawer ids are written into the fake pixels.
-    assert [read_ids(sets["test"].images[0, j])[1] for j in range(4)] == [17, 18, 19, 20]
-    pairs = {name: {(a, d) for a in s.alphabets for d in s.drawers} for name, s in sets.items()}
-    assert not pairs["train"] & pairs["val"] and not pairs["train"] & pairs["test"]
-    assert not pairs["val"] & pairs["test"]
-    with pytest.raises(ValueError, match="comes from the background split"):
-        omniglot.paper_split(evaluation, "train")
-    with pytest.raises(ValueError, match="unknown set"):
-        omniglot.paper_split(evaluation, "dev")
-
-
-def test_paper_split_needs_the_named_alphabets(fake_omniglot, tmp_path):
-    root = fake_omniglot("evaluation", {"Angelic": 2})
-    split = omniglot.load_split(root, "evaluation", cache_dir=tmp_path)
-    with pytest.raises(DataError, match="lacks alphabet"):
-        omniglot.paper_split(split, "test")
-
-
-def test_subset_keeps_order_and_checks_drawers(fake_omniglot, tmp_path):
-    root = fake_omniglot("background", {"Alpha": 2, "Beta": 3})
-    split = omniglot.load_split(root, "background", cache_dir=tmp_path)
-    sub = omniglot.subset(split, ["Beta"], [20, 1])
-    assert sub.images.shape == (3, 2, 105, 105) and sub.alphabets == ["Beta"]
-    assert sub.alphabet_of.tolist() == [0, 0, 0]
-    # Beta holds characters 3-5, so its second one is character 4.
-    assert read_ids(sub.images[1, 0]) == (4, 20) and read_ids(sub.images[1, 1]) == (4, 1)
-    with pytest.raises(ValueError, match="drawers"):
-        omniglot.subset(split, None, [0, 1])
-    with pytest.raises(ValueError, match="drawers"):
-        omniglot.subset(split, None, [3, 3])
-
-
-# --------------------------------------------------------------------------------------
 # The real archives
 
 
@@ -285,7 +228,7 @@ def test_real_splits_decode_completely(real_background, real_evaluation):
     assert len(real_background.alphabets) == 30 and real_background.n_images == 19_280
     assert real_evaluation.images.shape == (659, 20, 105, 105)
     assert len(real_evaluation.alphabets) == 20 and real_evaluation.n_images == 13_180
-    assert set(omniglot.VAL_ALPHABETS + omniglot.TEST_ALPHABETS) == set(real_evaluation.alphabets)
+    assert set(characters.VAL_ALPHABETS + characters.TEST_ALPHABETS) == set(real_evaluation.alphabets)
     # Strokes are 255 and rare: ink covers a few percent of an Omniglot image, never most.
     ink = (real_evaluation.images[:50] > 0).mean()
     assert 0.02 < ink < 0.2, f"ink fraction {ink:.3f}: polarity inverted?"
@@ -302,59 +245,3 @@ def test_real_cached_load_decodes_nothing(omniglot_dir, session_cache, real_eval
     monkeypatch.setattr(omniglot, "decode_png", no_decoding)
     again = omniglot.load_split(omniglot_dir, "evaluation", cache_dir=session_cache)
     np.testing.assert_array_equal(again.images[::50], real_evaluation.images[::50])
-
-
-def test_real_paper_splits(real_background, real_evaluation):
-    train = omniglot.paper_split(real_background, "train")
-    val = omniglot.paper_split(real_evaluation, "val")
-    test = omniglot.paper_split(real_evaluation, "test")
-    assert train.images.shape == (964, 12, 105, 105)
-    assert val.images.shape == (277, 4, 105, 105) and test.images.shape == (382, 4, 105, 105)
-    assert not set(test.alphabets) & set(train.alphabets)
-    assert not set(test.alphabets) & set(val.alphabets)
-    assert not set(val.characters) & set(test.characters)
-    first = real_evaluation.characters.index(test.characters[0])
-    np.testing.assert_array_equal(test.images[0, 0], real_evaluation.images[first, 16])  # drawer 17
-
-
-def test_with_rotations_adds_turned_characters_as_new_alphabets(fake_omniglot, tmp_path):
-    root = fake_omniglot("background", {"Alpha": 2, "Beta": 3})
-    sub = omniglot.subset(omniglot.load_split(root, "background", cache_dir=tmp_path), None, [1, 2])
-    assert omniglot.with_rotations(sub, 1) is sub
-    turned = omniglot.with_rotations(sub, 4)
-    assert turned.images.shape == (20, 2, 105, 105) and turned.drawers == sub.drawers
-    for k in range(4):
-        rows = slice(5 * k, 5 * (k + 1))
-        # Turning back by k quarter turns gives the original drawings, pixel for pixel.
-        np.testing.assert_array_equal(np.rot90(turned.images[rows], -k, axes=(2, 3)), sub.images)
-        assert turned.alphabet_of[rows].tolist() == (sub.alphabet_of + 2 * k).tolist()
-    assert not np.array_equal(turned.images[5], turned.images[0])  # a turn changes the picture
-    assert turned.alphabets == ["Alpha", "Beta", "Alpha (90)", "Beta (90)", "Alpha (180)",
-                                "Beta (180)", "Alpha (270)", "Beta (270)"]
-    assert turned.characters[5] == sub.characters[0] + " (90)"
-    assert len(omniglot.with_rotations(sub, 2).characters) == 10
-    for bad in (0, 5, -1):
-        with pytest.raises(ValueError, match="rotations must be 1, 2, 3 or 4"):
-            omniglot.with_rotations(sub, bad)
-
-
-def test_with_mirrors_adds_mirrored_characters_as_new_alphabets(fake_omniglot, tmp_path):
-    root = fake_omniglot("background", {"Alpha": 2, "Beta": 3})
-    sub = omniglot.subset(omniglot.load_split(root, "background", cache_dir=tmp_path), None, [1, 2])
-    assert omniglot.with_mirrors(sub, False) is sub
-    both = omniglot.with_mirrors(sub)
-    assert both.images.shape == (10, 2, 105, 105) and both.drawers == sub.drawers
-    np.testing.assert_array_equal(both.images[:5], sub.images)
-    for c in range(5):  # column x of a mirror is column W-1-x of its original
-        for x in (0, 40, 104):
-            np.testing.assert_array_equal(both.images[5 + c, :, :, x], sub.images[c, :, :, 104 - x])
-    assert not np.array_equal(both.images[5], both.images[0])  # drawings are not symmetric
-    assert both.alphabets == ["Alpha", "Beta", "Alpha (mirrored)", "Beta (mirrored)"]
-    assert both.alphabet_of.tolist() == sub.alphabet_of.tolist() + (sub.alphabet_of + 2).tolist()
-    assert both.characters[5] == sub.characters[0] + " (mirrored)"
-    # after four turns: the eight turns and flips, as 8 x 2 alphabets
-    eight = omniglot.with_mirrors(omniglot.with_rotations(sub, 4))
-    assert len(eight.characters) == 40 and len(eight.alphabets) == 16
-    for bad in (1, "true", None):
-        with pytest.raises(ValueError, match="mirror must be true or false"):
-            omniglot.with_mirrors(sub, bad)

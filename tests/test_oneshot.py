@@ -1,66 +1,10 @@
+"""oneshot: the evaluator, test-time views, ensembles and the Wilson interval."""
 import numpy as np
 import pytest
-from conftest import fake_strokes, fake_subset, read_ids, subset_ids, write_lake_runs
+from conftest import fake_subset, subset_ids
 
 from tinysiamese import oneshot
-from tinysiamese.omniglot import DataError, paper_split
-
-
-# --------------------------------------------------------------------------------------
-# Within-alphabet trials
-
-
-def test_within_alphabet_trials_follow_lakes_protocol():
-    subset = fake_subset(alphabet_sizes=(6, 7, 5), n_drawers=4, size=10)
-    trials = oneshot.within_alphabet_trials(subset, n_way=5, n_trials=30, seed=1)
-    assert trials.test.shape == (30, 10, 10) and trials.support.shape == (30, 5, 10, 10)
-    assert trials.test.dtype == trials.support.dtype == np.float32
-    assert trials.answer.dtype == np.int64
-    for t in range(30):
-        tc, td = subset_ids(trials.test[t:t + 1])
-        sc, sd = subset_ids(trials.support[t])
-        assert sc[trials.answer[t]] == tc[0], "the answer is the test image's character"
-        assert len(set(sc)) == 5, "N different characters"
-        alphabet = subset.alphabets.index(trials.alphabet[t])
-        assert set(subset.alphabet_of[sc]) == {alphabet}, "all from the trial's alphabet"
-        assert len(set(sd)) == 1 and sd[0] != td[0], "supports by one drawer, the test by another"
-    # Trials come in sets of N sharing supports; each set tests each of its characters once.
-    for s in range(6):
-        block = slice(5 * s, 5 * s + 5)
-        assert sorted(trials.answer[block]) == [0, 1, 2, 3, 4]
-        np.testing.assert_array_equal(trials.support[5 * s], trials.support[5 * s + 4])
-    # Alphabets are taken in turn: 6 sets over 3 alphabets = 2 sets each.
-    assert sorted(np.unique(trials.alphabet, return_counts=True)[1]) == [10, 10, 10]
-
-
-def test_trials_are_deterministic_and_cut_short():
-    subset = fake_subset(alphabet_sizes=(6, 7, 5))
-    a = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
-    b = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=3)
-    c = oneshot.within_alphabet_trials(subset, n_way=4, n_trials=10, seed=4)
-    np.testing.assert_array_equal(a.support, b.support)
-    assert a.alphabet == b.alphabet
-    assert not np.array_equal(a.support, c.support)
-    assert a.n_trials == 10 and a.answer.tolist()[8:] == [0, 1]  # the third set of 4 is cut at 2
-
-
-def test_too_many_ways_is_a_clear_error():
-    subset = fake_subset(alphabet_sizes=(6, 3, 5))
-    with pytest.raises(ValueError, match="A1 has 3: use at most 3 ways"):
-        oneshot.within_alphabet_trials(subset, n_way=4)
-    with pytest.raises(ValueError, match="at least 2 ways"):
-        oneshot.within_alphabet_trials(subset, n_way=1)
-
-
-def test_real_test_set_trials(real_evaluation):
-    test = paper_split(real_evaluation, "test")
-    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=400, seed=0)
-    assert trials.support.shape == (400, 20, 105, 105)
-    names, counts = np.unique(trials.alphabet, return_counts=True)
-    assert len(names) == 10 and set(counts) == {40}, "two sets of 20 per test alphabet"
-    assert set(names) == set(test.alphabets)
-    val = oneshot.within_alphabet_trials(paper_split(real_evaluation, "val"), n_trials=320)
-    assert sorted(np.unique(val.alphabet, return_counts=True)[1]) == [20] * 4 + [40] * 6
+from tinysiamese.trials import within_alphabet_trials
 
 
 # --------------------------------------------------------------------------------------
@@ -69,7 +13,7 @@ def test_real_test_set_trials(real_evaluation):
 
 def _trials(n_trials):
     """5-way trials from three small fake alphabets."""
-    return oneshot.within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
+    return within_alphabet_trials(fake_subset(alphabet_sizes=(6, 7, 5)), n_way=5,
                                           n_trials=n_trials)
 
 
@@ -106,7 +50,7 @@ def test_evaluate_calls_score_with_pairs_of_the_right_shape():
 
 
 def test_distinct_rows_finds_each_row_once_in_order_of_first_appearance():
-    from tinysiamese.train import distinct_rows
+    from tinysiamese.oneshot import distinct_rows
 
     rows = np.array([[1, 2], [3, 4], [1, 2], [5, 6], [3, 4], [1, 2]], dtype=np.float32)
     first, which = distinct_rows(rows)
@@ -119,7 +63,7 @@ def test_model_score_encodes_each_distinct_image_once_and_scores_like_the_pairs(
     from tinysiamese.backend import get_backend
     from tinysiamese.config import PRESETS
     from tinysiamese.model import SiameseNet
-    from tinysiamese.train import model_score
+    from tinysiamese.oneshot import model_score
 
     model = SiameseNet(PRESETS["tiny"].network, backend=get_backend("numpy"),
                        rng=np.random.default_rng(0))
@@ -255,51 +199,3 @@ def test_wilson_interval_hand_values():
     assert low == 0.0 and high == pytest.approx(0.38416 / 1.38416, abs=1e-6)
     low, high = oneshot.wilson_interval(370, 400)
     assert low == pytest.approx(0.8949, abs=1e-4) and high == pytest.approx(0.9470, abs=1e-4)
-
-
-def test_trials_check_their_shapes():
-    with pytest.raises(ValueError, match="inconsistent trials"):
-        oneshot.Trials(np.zeros((3, 4, 4)), np.zeros((2, 5, 4, 4)), np.zeros(2, int), ["a", "b"])
-    with pytest.raises(ValueError, match="answers must lie"):
-        oneshot.Trials(np.zeros((1, 4, 4)), np.zeros((1, 5, 4, 4)), np.array([5]), ["a"])
-
-
-# --------------------------------------------------------------------------------------
-# Lake's runs
-
-
-@pytest.mark.parametrize("as_zip, prefix",
-                         [(False, ""), (False, "all_runs"), (True, "all_runs"), (True, "")])
-def test_load_lake_runs(tmp_path, as_zip, prefix):
-    path, perms = write_lake_runs(tmp_path, as_zip=as_zip, prefix=prefix)
-    trials = oneshot.load_lake_runs(path)
-    assert trials.support.shape == (6, 3, 105, 105) and trials.test.shape == (6, 105, 105)
-    assert trials.alphabet == ["run01"] * 3 + ["run02"] * 3
-    assert trials.answer.tolist() == perms["run01"].tolist() + perms["run02"].tolist()
-    for t in range(6):
-        assert read_ids(trials.test[t])[0] == read_ids(trials.support[t, trials.answer[t]])[0]
-    # Black on white in the file, strokes = 1 here.
-    np.testing.assert_array_equal(trials.support[0, 0] == 1.0, fake_strokes(10, 1))
-    assert set(np.unique(trials.support)) == {0.0, 1.0}
-
-
-def test_lake_runs_resized(tmp_path):
-    path, _ = write_lake_runs(tmp_path, n_runs=1, prefix="")
-    trials = oneshot.load_lake_runs(path, size=35)
-    assert trials.support.shape == (3, 3, 35, 35) and trials.support.max() <= 1.0
-
-
-def test_lake_runs_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        oneshot.load_lake_runs(tmp_path / "nowhere")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no runNN/class_labels.txt"):
-        oneshot.load_lake_runs(tmp_path / "empty")
-    root, _ = write_lake_runs(tmp_path / "a", n_runs=1, prefix="")
-    (root / "run01" / "class_labels.txt").write_text("run01/test/item01.png\n")
-    with pytest.raises(DataError, match="line 1"):
-        oneshot.load_lake_runs(root)
-    root, _ = write_lake_runs(tmp_path / "b", n_runs=1, prefix="")
-    (root / "run01" / "test" / "item02.png").unlink()
-    with pytest.raises(DataError, match="item02.png"):
-        oneshot.load_lake_runs(root)

@@ -23,7 +23,7 @@ def _epoch(loader, epoch=0, **kwargs):
 
 
 def _worker_threads():
-    return [t for t in threading.enumerate() if t.name == "tinysiamese-pairs"]
+    return [t for t in threading.enumerate() if t.name == "tinysiamese-batches"]
 
 
 def test_batches_shapes_labels_and_pairs():
@@ -94,19 +94,6 @@ def test_iter_runs_successive_epochs_and_state_resumes():
     np.testing.assert_array_equal(tail[0][0], second[4])
     with pytest.raises(ValueError, match="seed 3"):
         _loader(seed=4).set_state({"seed": 3, "epoch": 1})
-
-
-def test_fixed_pairs_repeat_in_a_new_order():
-    loader = _loader(fixed_pairs=True, pairs_per_epoch=160)
-
-    def pairs(plan):
-        return sorted(zip(plan.char1, plan.drawer1, plan.char2, plan.drawer2))
-
-    p0, p1 = loader._plan(0), loader._plan(1)
-    assert pairs(p0) == pairs(p1)
-    assert not np.array_equal(p0.char1, p1.char1)
-    fresh = _loader(pairs_per_epoch=160)
-    assert pairs(fresh._plan(0)) != pairs(fresh._plan(1))
 
 
 def test_paper_distortions_emit_k_copies():
@@ -209,7 +196,7 @@ def test_wait_seconds_counts_time_waiting(monkeypatch):
 
 
 def test_real_train_set_batch(real_background):
-    from tinysiamese.omniglot import paper_split
+    from tinysiamese.characters import paper_split
 
     loader = PairLoader(paper_split(real_background, "train"), NUMPY, batch_size=32,
                         pairs_per_epoch=64, hard_negative_fraction=0.5)

@@ -13,7 +13,7 @@ import pytest
 from conftest import write_fake_split
 from PIL import Image
 
-from tinysiamese import omniglot, plots
+from tinysiamese import characters, drawing, plots
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import save_checkpoint
 from tinysiamese.cli.pictures import _loss_heading, _run_title
@@ -57,7 +57,7 @@ def metrics_records(n_epochs: int) -> list[dict]:
     (0.5, 0.5, False, [0, 0.2, 0.4, 0.6, 0.8, 1.0]),  # no range: widened around the value
 ])
 def test_nice_ticks_by_hand(lo, hi, integer, expected):
-    ticks = plots.nice_ticks(lo, hi, max_ticks=6, integer=integer)
+    ticks = drawing.nice_ticks(lo, hi, max_ticks=6, integer=integer)
     assert ticks == pytest.approx(expected), f"ticks for [{lo}, {hi}]: {ticks}"
 
 
@@ -72,7 +72,7 @@ def test_nice_ticks_by_hand(lo, hi, integer, expected):
     (0.825, 0.025, True, "82.5%"),
 ])
 def test_tick_labels_show_the_step_s_decimals(value, step, percent, expected):
-    assert plots._tick_label(value, step, percent) == expected
+    assert drawing.tick_label(value, step, percent) == expected
 
 
 @pytest.mark.parametrize("n_epochs", [1, 2, 37, 120])
@@ -255,7 +255,7 @@ def fake_run(tmp_path_factory):
     whose evaluation alphabets (the paper's 20) have 20 characters each, as 20-way needs."""
     root = tmp_path_factory.mktemp("fake-omniglot")
     write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    names = sorted(omniglot.VAL_ALPHABETS + omniglot.TEST_ALPHABETS)
+    names = sorted(characters.VAL_ALPHABETS + characters.TEST_ALPHABETS)
     write_fake_split(root, "evaluation", {name: 20 for name in names}, first_char=100)
     out = root / "run"
     cfg = build_config("tiny", {"epochs": 2, "pairs_per_epoch": 64, "val_trials": 40,

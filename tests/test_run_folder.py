@@ -20,7 +20,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run
 from conftest import write_fake_split
 
-from tinysiamese import omniglot
+from tinysiamese import characters
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -33,8 +33,8 @@ def root(tmp_path_factory):
     """Fake Omniglot: 3 background alphabets of 4 characters; 20-character val alphabets."""
     path = tmp_path_factory.mktemp("paper20")
     write_fake_split(path, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    alphabets = {name: 20 for name in omniglot.VAL_ALPHABETS}
-    alphabets.update({name: 1 for name in omniglot.TEST_ALPHABETS})
+    alphabets = {name: 20 for name in characters.VAL_ALPHABETS}
+    alphabets.update({name: 1 for name in characters.TEST_ALPHABETS})
     write_fake_split(path, "evaluation", alphabets, first_char=100)
     return path
 

@@ -9,14 +9,22 @@ Read the code in this order (each module is one concept):
 2. ``ops``        pure forward/backward pairs: ReLU, sigmoid, dense, weighted L1,
                   max-pool, then im2col/col2im and the convolution
 3. ``layers``     thin classes over the ops: params, grads and one cache each
-4. ``losses``     binary cross-entropy from logits, the L2 penalty
+4. ``losses``     binary cross-entropy from logits, the one-shot softmax of a group batch
 5. ``gradcheck``  finite-difference proof of every backward pass
-6. ``model``      the siamese net and its presets
-7. ``optim``      momentum SGD with per-layer schedules
-8. ``omniglot``, ``mnist``, ``download``, ``distort``, ``pairs``, ``oneshot``,
-   ``baselines``  the data: archives, splits, distorted pairs, one-shot trials
-9. ``checkpoint``, ``train``  saving, resuming and the training loop
-10. ``plots``, ``cli``        pictures and the command line
+6. ``config``     the settings, one frozen dataclass per concern, and the presets
+7. ``model``      the siamese net: twin encoders, one weighted-L1 join
+8. ``optim``      momentum SGD with per-layer schedules, the running weight average
+9. ``archive``, ``pixels``, ``characters``, ``omniglot``, ``download``, ``mnist``
+                  the data: a zip or a folder, the ink convention, sets of characters
+                  and the paper's splits, the archives, MNIST
+10. ``distort``, ``batches``, ``pairs``, ``groups``
+                  affine distortions, epochs planned from (seed, epoch), the two loaders
+11. ``trials``, ``lake_runs``, ``oneshot``, ``baselines``
+                  one-shot trials, Lake's 20 runs, the evaluator, the baselines
+12. ``steps``, ``files``, ``checkpoint``, ``runfolder``, ``train``
+                  one training step, atomic writes, checkpoints, the run folder, the loop
+13. ``images``, ``drawing``, ``plots``, ``cli``
+                  a user's image files, pictures, the command line
 """
 
 __version__ = "0.1.0"

@@ -23,8 +23,10 @@ from pathlib import Path
 from .distort import MAX_STRENGTH
 from .layers import INITS
 
-LOADERS = ("pairs", "groups")
-
+try:
+    import tomllib
+except ImportError:  # Python 3.10: JSON configs only
+    tomllib = None
 
 class ConfigError(ValueError):
     """A setting that is unknown or out of range (the message names it and says what to do)."""
@@ -33,7 +35,6 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class NetworkConfig:
     """The siamese net: input side, conv blocks [filters, kernel], embedding width, init."""
-
     image_size: int = 105
     conv: tuple = ((64, 10), (128, 7), (128, 4), (256, 4))
     dense: int = 4096
@@ -43,7 +44,6 @@ class NetworkConfig:
 @dataclass(frozen=True)
 class GroupConfig:
     """A group batch: alphabets x characters x drawers images, every pair among them."""
-
     alphabets: int = 4
     characters: int = 4
     drawers: int = 4
@@ -55,7 +55,6 @@ class GroupConfig:
 @dataclass(frozen=True)
 class DistortConfig:
     """The paper's affine distortions: each component's chance, and a factor on its range."""
-
     p: float = 0.5
     strength: float = 1.0
 
@@ -63,7 +62,6 @@ class DistortConfig:
 @dataclass(frozen=True)
 class LoaderConfig:
     """The training batches: the paper's independent pairs, or group batches."""
-
     kind: str = "pairs"
     batch_size: int = 128             # pairs: pairs per step (half same)
     pairs_per_epoch: int = 30_000     # pairs: pairs drawn per epoch
@@ -79,7 +77,6 @@ class LoaderConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     """Momentum SGD (optim.py): η_t = lr · lr_decay^t, μ ramps linearly from 0.5 to momentum."""
-
     lr: float = 0.01
     momentum: float = 0.9
     momentum_epochs: int = 10
@@ -92,7 +89,6 @@ class OptimConfig:
 @dataclass(frozen=True)
 class RunConfig:
     """How long to train and how to judge: epochs, early stopping, trials, seed."""
-
     epochs: int = 200
     patience: int = 20
     time_budget_minutes: float | None = None
@@ -145,12 +141,8 @@ PRESETS = {
 SECTIONS = {"network": NetworkConfig, "loader": LoaderConfig, "optim": OptimConfig,
             "run": RunConfig, "group": GroupConfig, "distort": DistortConfig}
 # The flat layout of earlier versions: each top-level key and the section it belongs to.
-FLAT_KEYS = {**{k: "network" for k in ("image_size", "conv", "dense", "init")},
-             **{k: "loader" for k in ("batch_size", "pairs_per_epoch", "distortions",
-                                      "hard_negative_fraction", "batches_per_epoch", "group",
-                                      "distort", "rotations", "mirror")},
-             **{k: "run" for k in ("epochs", "patience", "time_budget_minutes", "val_trials",
-                                   "test_trials", "seed")}}
+FLAT_KEYS = {f.name: section for section in ("network", "loader", "run")
+             for f in dataclasses.fields(SECTIONS[section]) if f.name != "kind"}
 
 
 def encoder_shapes(network: NetworkConfig) -> list[int]:
@@ -191,23 +183,16 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
 
 def read_config_file(path: Path) -> dict:
     """A JSON or TOML file of overrides -> dict; ConfigError (one line) if unreadable."""
-    path = Path(path)
-    toml = path.suffix.lower() == ".toml"
+    path, kind = Path(path), "TOML" if Path(path).suffix.lower() == ".toml" else "JSON"
+    if kind == "TOML" and tomllib is None:
+        raise ConfigError("TOML configs need Python 3.11+; write the config as JSON")
     try:
         text = path.read_bytes()
+        data = tomllib.loads(text.decode()) if kind == "TOML" else json.loads(text)
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    try:
-        if toml:
-            try:
-                import tomllib
-            except ImportError:  # Python 3.10
-                raise ConfigError("TOML configs need Python 3.11+; write the config as JSON") from None
-            data = tomllib.loads(text.decode())
-        else:
-            data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config {path} is not valid {'TOML' if toml else 'JSON'}: {exc}") from None
+        raise ConfigError(f"config {path} is not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f'config {path} must hold an object of settings, e.g. '
                           '{"run": {"epochs": 50}}')
@@ -218,7 +203,6 @@ def _nearest(key: str, valid) -> str:
     """'; did you mean "lr"?': the valid key most like ``key``."""
     best = max(valid, key=lambda v: difflib.SequenceMatcher(None, key, v).ratio())
     return f'; did you mean "{best}"?'
-
 
 
 def _sectioned(raw: dict, source: str) -> dict:
@@ -232,7 +216,7 @@ def _sectioned(raw: dict, source: str) -> dict:
         elif key in ("network", "loader", "optim", "run"):
             if not isinstance(value, dict):
                 raise ConfigError(f'{source}: section {key} must be an object such as '
-                                  f'{{"{next(iter(_fields(SECTIONS[key])))}": ...}}, not {value!r}')
+                                  f'{{"{dataclasses.fields(SECTIONS[key])[0].name}": ...}}, not {value!r}')
             out.setdefault(key, {}).update(value)
         elif key in FLAT_KEYS:
             out.setdefault(FLAT_KEYS[key], {})[key] = value
@@ -241,10 +225,6 @@ def _sectioned(raw: dict, source: str) -> dict:
             raise ConfigError(f'{source}: unknown key "{key}" at the top level'
                               f"{_nearest(key, valid + list(FLAT_KEYS))}")
     return out
-
-
-def _fields(cls) -> dict:
-    return {f.name: f for f in dataclasses.fields(cls)}
 
 
 def _merge(base: dict, extra: dict, source: str, where: str) -> dict:
@@ -266,12 +246,12 @@ def _merge(base: dict, extra: dict, source: str, where: str) -> dict:
 def _build(cls, values: dict, source: str, where: str):
     """The dataclass ``cls`` from ``values``, each value checked by its rule in RULES."""
     kwargs = {}
-    for name in _fields(cls):
+    for name in (f.name for f in dataclasses.fields(cls)):
         value = values[name]
         if name in SECTIONS:
             value = _build(SECTIONS[name], value, source, f"{where}.{name}")
         else:
-            rule, meaning = RULES[(cls.__name__, name)]
+            rule, meaning = RULES[name]
             ok, value = rule(value)
             if not ok:
                 raise ConfigError(f"{source}: {where}.{name} must be {meaning}, not {values[name]!r}")
@@ -294,13 +274,10 @@ def _whole(low, high=math.inf):
 
 
 def _conv(v):
-    try:
-        blocks = tuple((int(f), int(k)) for f, k in v)
-        ok = len(blocks) > 0 and all(f >= 1 and k >= 1 and [f, k] == list(b) for (f, k), b
-                                     in zip(blocks, v))
-    except (TypeError, ValueError):
-        return False, v
-    return ok, blocks
+    whole = _whole(1)
+    ok = isinstance(v, (list, tuple)) and len(v) > 0 and all(
+        isinstance(b, (list, tuple)) and len(b) == 2 and all(whole(n)[0] for n in b) for b in v)
+    return ok, tuple(tuple(b) for b in v) if ok else v
 
 
 def _layers(v):
@@ -310,49 +287,42 @@ def _layers(v):
     return ok, dict(v) if ok else v
 
 
-POSITIVE = (_number(0, math.inf, low_open=True), "a number above 0")
+def _choice(options, meaning):
+    return (lambda v: (isinstance(v, str) and v in options, v)), meaning
+
+
+ONE_UP, NONE_UP = (_whole(1), "a whole number, 1 or more"), (_whole(0), "a whole number, 0 or more")
 SHARE = (_number(0, 1, low_open=True, high_open=True), "a number strictly between 0 and 1")
+# The rule of every setting, by name (names are unique across the sections).
 RULES = {
-    ("NetworkConfig", "image_size"): (_whole(8), "a whole number of pixels, 8 or more"),
-    ("NetworkConfig", "conv"): (_conv, "a list of [filters, kernel] pairs of whole numbers"),
-    ("NetworkConfig", "dense"): (_whole(1), "a whole number, 1 or more"),
-    ("NetworkConfig", "init"): (lambda v: (v in INITS, v), f"one of {', '.join(INITS)}"),
-    ("LoaderConfig", "kind"): (lambda v: (v in LOADERS, v), '"pairs" or "groups"'),
-    ("LoaderConfig", "batch_size"): (lambda v: (_whole(2)(v)[0] and v % 2 == 0, v),
-                                     "an even whole number, 2 or more (half same pairs)"),
-    ("LoaderConfig", "pairs_per_epoch"): (_whole(1), "a whole number, 1 or more"),
-    ("LoaderConfig", "distortions"): (_whole(0), "a whole number, 0 or more"),
-    ("LoaderConfig", "hard_negative_fraction"): (_number(0, 1), "a number from 0 to 1"),
-    ("LoaderConfig", "batches_per_epoch"): (_whole(1), "a whole number, 1 or more"),
-    ("LoaderConfig", "rotations"): (_whole(1, 4), "1, 2, 3 or 4 (quarter turns per character)"),
-    ("LoaderConfig", "mirror"): (lambda v: (isinstance(v, bool), v), "true or false"),
-    ("GroupConfig", "alphabets"): (_whole(1), "a whole number, 1 or more"),
-    ("GroupConfig", "characters"): (_whole(1), "a whole number, 1 or more"),
-    ("GroupConfig", "drawers"): (_whole(2), "a whole number, 2 or more (same pairs need two)"),
-    ("GroupConfig", "same_weight"): SHARE,
-    ("GroupConfig", "hard_weight"): (_number(0, 1, True, True, none_ok=True),
-                                     "null or a number strictly between 0 and 1"),
-    ("GroupConfig", "one_shot_weight"): (_number(0, math.inf), "a number from 0 (off) up"),
-    ("DistortConfig", "p"): (_number(0, 1), "a number from 0 to 1 (each component's chance)"),
-    ("DistortConfig", "strength"): (_number(0, MAX_STRENGTH, True, True),
-                                    f"a number strictly between 0 and {MAX_STRENGTH:g} "
-                                    "(a factor on the paper's ranges)"),
-    ("OptimConfig", "lr"): POSITIVE,
-    ("OptimConfig", "momentum"): (_number(0, 1, high_open=True), "a number from 0 to below 1"),
-    ("OptimConfig", "momentum_epochs"): (_whole(0), "a whole number, 0 or more"),
-    ("OptimConfig", "l2"): (_number(0, math.inf), "a number from 0 up"),
-    ("OptimConfig", "lr_decay"): (_number(0, 1, low_open=True), "a number above 0, at most 1"),
-    ("OptimConfig", "average"): (_number(0, 1, high_open=True),
-                                 "a number from 0 (off) up to below 1, such as 0.999"),
-    ("OptimConfig", "layers"): (_layers, 'an object such as {"conv1": {"lr": 0.01}} (lr, '
-                                         "momentum, l2 per layer)"),
-    ("RunConfig", "epochs"): (_whole(1), "a whole number, 1 or more"),
-    ("RunConfig", "patience"): (_whole(1), "a whole number, 1 or more"),
-    ("RunConfig", "time_budget_minutes"): (_number(0, math.inf, low_open=True, none_ok=True),
-                                           "null (none) or a number of minutes above 0"),
-    ("RunConfig", "val_trials"): (_whole(1), "a whole number, 1 or more"),
-    ("RunConfig", "test_trials"): (_whole(0), "a whole number, 0 (none) or more"),
-    ("RunConfig", "seed"): (_whole(0), "a whole number, 0 or more"),
+    "image_size": (_whole(8), "a whole number of pixels, 8 or more"),
+    "conv": (_conv, "a list of [filters, kernel] pairs of whole numbers"),
+    "dense": ONE_UP, "init": _choice(INITS, f"one of {', '.join(INITS)}"),
+    "kind": _choice(("pairs", "groups"), '"pairs" or "groups"'),
+    "batch_size": (lambda v: (_whole(2)(v)[0] and v % 2 == 0, v),
+                   "an even whole number, 2 or more (half same pairs)"),
+    "pairs_per_epoch": ONE_UP, "distortions": NONE_UP, "batches_per_epoch": ONE_UP,
+    "hard_negative_fraction": (_number(0, 1), "a number from 0 to 1"),
+    "rotations": (_whole(1, 4), "1, 2, 3 or 4 (quarter turns per character)"),
+    "mirror": (lambda v: (isinstance(v, bool), v), "true or false"),
+    "alphabets": ONE_UP, "characters": ONE_UP, "same_weight": SHARE,
+    "drawers": (_whole(2), "a whole number, 2 or more (same pairs need two)"),
+    "hard_weight": (_number(0, 1, True, True, none_ok=True),
+                    "null or a number strictly between 0 and 1"),
+    "one_shot_weight": (_number(0, math.inf), "a number from 0 (off) up"),
+    "p": (_number(0, 1), "a number from 0 to 1 (each component's chance)"),
+    "strength": (_number(0, MAX_STRENGTH, True, True), f"a number strictly between 0 and "
+                 f"{MAX_STRENGTH:g} (a factor on the paper's ranges)"),
+    "lr": (_number(0, math.inf, low_open=True), "a number above 0"),
+    "momentum": (_number(0, 1, high_open=True), "a number from 0 to below 1"),
+    "momentum_epochs": NONE_UP, "l2": (_number(0, math.inf), "a number from 0 up"),
+    "lr_decay": (_number(0, 1, low_open=True), "a number above 0, at most 1"),
+    "average": (_number(0, 1, high_open=True), "a number from 0 (off) up to below 1, such as 0.999"),
+    "layers": (_layers, 'an object such as {"conv1": {"lr": 0.01}} (lr, momentum, l2 a layer)'),
+    "epochs": ONE_UP, "patience": ONE_UP, "val_trials": ONE_UP, "seed": NONE_UP,
+    "time_budget_minutes": (_number(0, math.inf, low_open=True, none_ok=True),
+                            "null (none) or a number of minutes above 0"),
+    "test_trials": (_whole(0), "a whole number, 0 (none) or more"),
 }
 
 

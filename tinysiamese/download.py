@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .omniglot import DataError
+from .archive import DataError, open_zip, unreadable_zip
 
 OFFICIAL_URL = "https://github.com/brendenlake/omniglot/raw/master/python"
 
@@ -86,13 +86,13 @@ def check_checksum(path: str | os.PathLike, spec: ArchiveSpec) -> None:
 
 def check_contents(path: str | os.PathLike, spec: ArchiveSpec) -> None:
     """Raise DataError unless ``path`` is an intact zip holding ``spec.n_images`` images."""
-    try:
-        with zipfile.ZipFile(path) as zf:
+    with open_zip(path) as zf:
+        try:
             bad = zf.testzip()  # reads every member and checks its CRC-32
-            names = [n for n in zf.namelist() if not n.startswith("__MACOSX/")]  # macOS debris
-            n_images = sum(1 for n in names if n.endswith(".png"))
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DataError(f"{path} is not a readable zip archive ({exc})") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise unreadable_zip(path, exc) from None
+        names = [n for n in zf.namelist() if not n.startswith("__MACOSX/")]  # macOS debris
+        n_images = sum(1 for n in names if n.endswith(".png"))
     if bad is not None:
         raise DataError(f"{path} is damaged: member {bad} fails its CRC check")
     if n_images != spec.n_images:
@@ -225,11 +225,7 @@ def extract_archive(zip_path: str | os.PathLike, dest: str | os.PathLike) -> lis
     Raises DataError for unsafe names or when a top-level folder already exists.
     """
     dest = Path(dest)
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{zip_path} is not a readable zip archive ({exc})") from None
-    with zf:
+    with open_zip(zip_path) as zf:
         infos = zf.infolist()
         for info in infos:
             _check_member_name(info.filename)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batches import EpochBatches
 from .distort import apply_affine, check_distortion, random_affine_params
-from .omniglot import as_float
-from .pairs import EpochBatches
+from .pixels import as_float
 
-_STREAM_GROUPS = 4  # a random stream of its own (pairs.py uses 1 to 3)
+_STREAM_GROUPS = 4  # a random stream of its own (pairs.py uses 1 and 3)
 
 
 def pairs_within(labels, same_weight: float = 0.5, alphabets=None, hard_weight=None):
@@ -93,14 +93,14 @@ def _first_k(rng, n_rows: int, sizes: np.ndarray, k: int) -> np.ndarray:
 
 
 class GroupLoader(EpochBatches):
-    """Group batches ``(x, first, second, same, weight)`` from an Omniglot subset.
+    """Group batches ``(x, first, second, same, weight)`` from a CharacterSet.
 
     x: (B, 1, H, W) in the backend's float dtype, strokes 1, B = alphabets * characters *
        drawers, ordered alphabet by alphabet, character by character
     first, second, same, weight: (P,) the pairs among them, as :func:`pairs_within` gives
        them (the same for every batch, since the layout is)
 
-    subset: an OmniglotSubset with ``images (n_chars, n_drawers, H, W)`` uint8 and
+    subset: a CharacterSet with ``images (n_chars, n_drawers, H, W)`` uint8 and
     ``alphabet_of (n_chars,)``. Alphabets are drawn uniformly (without replacement within a
     batch), then characters and drawers uniformly without replacement, so every alphabet
     needs at least ``characters`` characters and every character ``drawers`` drawings.
@@ -135,16 +135,12 @@ class GroupLoader(EpochBatches):
         if hard_weight is not None and not 0.0 < hard_weight < 1.0:
             raise ValueError(f"hard_weight must lie strictly between 0 and 1, not {hard_weight}")
         check_distortion(distort_p, distort_strength)
-        if seed < 0:
-            raise ValueError(f"seed must be 0 or more, not {seed}")
-        if prefetch < 0:
-            raise ValueError(f"prefetch must be 0 or more, not {prefetch}")
-        self.subset, self.backend = subset, backend
+        super().__init__(backend, seed, prefetch)
+        self.subset = subset
         self.distort_p, self.distort_strength = distort_p, distort_strength
         self.alphabets, self.characters, self.drawers = alphabets, characters, drawers
         self.batch_size = alphabets * characters * drawers  # images per batch
         self.batches_per_epoch = batches_per_epoch
-        self.seed, self.prefetch = seed, prefetch
         # The characters grouped by alphabet, and where each alphabet's group starts.
         self._by_alphabet = np.argsort(subset.alphabet_of, kind="stable")
         self._count = counts

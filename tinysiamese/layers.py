@@ -45,7 +45,8 @@ class Conv2D:
     """Valid, stride-1 convolution (cross-correlation).
 
     x: (N, C, Hi, Wi) -> y: (N, F, Hi-K+1, Wi-K+1).
-    params: W (F, C, K, K), b (F,). cache: the input (backward unfolds it again).
+    params: W (F, C, K, K), b (F,). cache: (x, max_cols_bytes), the input and the chunk
+    bound (backward unfolds x again instead of keeping the im2col buffer).
     backward: dW = dY · colsᵀ, dx = col2im(Wᵀ · dY), db = sum of dY over (N, Ho, Wo).
     ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit
     (default: the backend's ``im2col_bytes``, small on a CPU, large on a GPU).
@@ -77,8 +78,8 @@ class Conv2D:
 class MaxPool2D:
     """Non-overlapping max-pool. x: (N, C, Hi, Wi) -> y: (N, C, Hi//s, Wi//s).
 
-    No params. cache: the arg-max of each window. backward: each window's gradient goes
-    to its arg-max element only (the first one on ties).
+    No params. cache: (x, y), the input and the output. backward: each window's gradient
+    goes to its arg-max element only, found again as the first element equal to y.
     """
 
     def __init__(self, size=2, *, backend=None, rng=None):
@@ -124,7 +125,8 @@ class Dense:
 
 
 class ReLU:
-    """y = max(x, 0). Any shape. cache: the mask x > 0. backward: dx = dy * mask."""
+    """y = max(x, 0). Any shape. cache: y (y > 0 exactly where x > 0). backward:
+    dx = dy * (y > 0)."""
 
     def __init__(self, *, backend=None, rng=None):
         self.xp = backend.xp if backend is not None else None
@@ -178,7 +180,8 @@ class WeightedL1:
     forward(h1, h2): h1, h2 (N, D) -> z (N,); the probability is Sigmoid()(z).
     backward(dz) -> (dh1, dh2): dh1 = dz alpha sign(h1 - h2) = -dh2,
     dalpha = |h1 - h2|ᵀ dz, db = sum_n dz.
-    params: alpha (D,), b (1,). Paper init: alpha ~ N(0, 2e-1), b ~ N(0.5, 1e-2).
+    params: alpha (D,), b (1,). cache: (d, a) with d = h1 - h2 and a = |d|.
+    Paper init: alpha ~ N(0, 2e-1), b ~ N(0.5, 1e-2).
     """
 
     def __init__(self, features, *, backend, rng, init="paper"):

@@ -1,5 +1,7 @@
-"""Losses: binary cross-entropy from logits, the one-shot softmax of a group batch, and the
-L2 weight penalty."""
+"""Losses: binary cross-entropy from logits, and the one-shot softmax of a group batch.
+
+(The paper's L2 weight penalty is not a loss term here: the optimiser adds its gradient,
+see :mod:`tinysiamese.optim`.)"""
 from __future__ import annotations
 
 from .backend import array_module
@@ -62,20 +64,3 @@ def one_shot_softmax(z, first, second, same, n_images: int):
     dS = (e / row_sum) * s.sum(axis=1, keepdims=True) - s
     dS = dS / K
     return loss, (dS[first, second] + dS[second, first]).astype(z.dtype, copy=False)
-
-
-def l2_penalty(params, lambdas):
-    """The L2 regulariser sum_k lambda_k |w_k|^2 and its gradient.
-
-    params:  {name: array}, e.g. a model's flat parameter view ``model.params()``
-    lambdas: {name: float}, the weight decay of each penalised tensor; names that are
-             absent (or 0) are not penalised (the presets leave biases out).
-    Returns (penalty: 0-d array or 0.0, grads: {name: 2 lambda_k w_k}).
-    """
-    penalty, grads = 0.0, {}
-    for name, lam in lambdas.items():
-        if lam:
-            w = params[name]
-            penalty = penalty + lam * (w * w).sum()
-            grads[name] = (2.0 * lam) * w
-    return penalty, grads

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .omniglot import NATIVE_SIZE, DataError, resize_images
-from .oneshot import Trials
+from .archive import DataError
+from .omniglot import NATIVE_SIZE
+from .pixels import resize_images
+from .trials import Trials
 
 IMAGES_MAGIC = 2051  # 0x00000803: uint8, 3 dimensions (n, rows, cols)
 LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension (n,)

@@ -44,7 +44,7 @@ def sigmoid_backward(xp, dy, y):
 
 # --------------------------------------------------------------------------- Dense
 def dense_forward(xp, x, W, b):
-    """y = x W + b.  x: (N, Din), W: (Din, Dout), b: (Dout,) -> y: (N, Dout)."""
+    """y = x W + b.  x: (N, Din), W: (Din, Dout), b: (Dout,) -> y: (N, Dout). cache: x."""
     return x @ W + b, x
 
 

@@ -15,34 +15,23 @@ Distortions (the paper's affine distortions, see :mod:`tinysiamese.distort`), tw
   emitted once as is and k more times with random distortions, so an epoch holds
   ``(k + 1) * pairs_per_epoch`` pairs; the paper uses k = 8.
 
-``fixed_pairs=True`` draws the pairs (and the distortions of ``distortions=k``) once from
-the seed and only reshuffles them each epoch, like the paper's fixed training set;
-otherwise every epoch draws new pairs.
-
-Determinism: everything epoch ``e`` produces depends only on ``(seed, e)`` - it is
-planned up front from ``numpy.random.default_rng([seed, stream, e])`` - so the background
-thread, the prefetch depth and resuming at an epoch or a batch change nothing.
-
-:class:`EpochBatches` holds that machinery (planning, the thread, resuming) for both
-training loaders: this one, and :class:`tinysiamese.groups.GroupLoader`, which trains on
-every pair within small groups of characters instead of on independent pairs.
+Every epoch draws new pairs. Everything epoch ``e`` produces depends only on ``(seed, e)``,
+so the background thread and resuming at a batch change nothing (see
+:mod:`tinysiamese.batches`).
 """
 from __future__ import annotations
 
-import queue
-import threading
-import time
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from .batches import EpochBatches
 from .distort import apply_affine, check_distortion, random_affine_params
-from .omniglot import as_float
+from .pixels import as_float
 
 # Separate random streams: default_rng([seed, stream, ...]). (Trailing zeros do not change
 # a numpy seed, so streams differ in their second word, never only in their length.)
-_STREAM_FRESH_PAIRS, _STREAM_FIXED_PAIRS, _STREAM_ORDER = 1, 2, 3
+_STREAM_PAIRS, _STREAM_ORDER = 1, 3
 
 
 @dataclass
@@ -65,136 +54,13 @@ class _Plan:
     warped: np.ndarray | None
 
 
-class _Failure:
-    """An exception raised in the worker thread, carried to the consumer."""
-
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-_DONE = object()
-
-
-class EpochBatches:
-    """What every training loader shares: epochs planned from ``(seed, epoch)`` alone, their
-    batches prepared ahead in a background thread, and resuming at any batch.
-
-    A loader sets ``backend``, ``seed`` and ``prefetch`` and defines ``__len__`` (batches per
-    epoch), ``_plan(epoch)`` (everything random about the epoch, decided up front) and
-    ``_make_batch(plan, b)`` (batch b as host arrays). ``iter(loader)`` runs the next epoch;
-    :meth:`iter_epoch` runs a given one.
-    """
-
-    epoch = 0             # the epoch iter(loader) runs next
-    wait_seconds = 0.0    # total time the consumer waited for a batch
-    _active = None        # weak reference to the running epoch's generator, for close()
-
-    # ----------------------------------------------------------------------------------
-    # Iterating, with a background thread
-
-    def __iter__(self):
-        """Run the next epoch (``self.epoch``, then advanced by one)."""
-        epoch = self.epoch
-        self.epoch += 1
-        return self.iter_epoch(epoch)
-
-    def iter_epoch(self, epoch: int, start_batch: int = 0):
-        """Generator of epoch ``epoch``'s batches, from batch ``start_batch`` on."""
-        if epoch < 0 or not 0 <= start_batch <= len(self):
-            raise ValueError(
-                f"need epoch >= 0 and 0 <= start_batch <= {len(self)}, got {epoch}, {start_batch}"
-            )
-        self.close()  # one running epoch at a time
-        batches = self._batches(self._plan(epoch), range(start_batch, len(self)))
-        # Only a weak reference: a generator the caller drops is then closed at once (which
-        # stops its thread), instead of waiting in a reference cycle for the garbage collector.
-        self._active = weakref.ref(batches)
-        return batches
-
-    def _to_backend(self, batch):
-        # Moving to the device happens here, in the consumer's thread: CuPy arrays belong to
-        # the thread's current device and stream, which the worker thread does not share.
-        return tuple(self.backend.asarray(a) for a in batch)
-
-    def _batches(self, plan: _Plan, batch_ids: range):
-        if self.prefetch == 0:
-            for b in batch_ids:
-                yield self._to_backend(self._make_batch(plan, b))
-            return
-        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
-
-        def put(item) -> bool:
-            while not stop.is_set():  # a timeout, so a stopped consumer never strands us
-                try:
-                    ready.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    pass
-            return False
-
-        def work():
-            try:
-                for b in batch_ids:
-                    if not put(self._make_batch(plan, b)):
-                        return
-                put(_DONE)
-            except BaseException as exc:  # hand any failure to the consumer
-                put(_Failure(exc))
-
-        # A daemon thread never holds up interpreter exit; `stop` ends it when the
-        # iteration is closed, abandoned (garbage collected) or interrupted.
-        worker = threading.Thread(target=work, name="tinysiamese-pairs", daemon=True)
-        worker.start()
-        try:
-            while True:
-                start = time.perf_counter()
-                while True:
-                    try:
-                        item = ready.get(timeout=0.1)
-                        break
-                    except queue.Empty:
-                        if not worker.is_alive() and ready.empty():
-                            raise RuntimeError("the pair loader's worker thread died") from None
-                self.wait_seconds += time.perf_counter() - start
-                if item is _DONE:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.exc
-                yield self._to_backend(item)
-        finally:
-            stop.set()
-            worker.join(timeout=5.0)
-
-    def close(self) -> None:
-        """Stop the running epoch, if any, and its worker thread."""
-        batches = self._active() if self._active is not None else None
-        if batches is not None:
-            batches.close()
-        self._active = None
-
-    # ----------------------------------------------------------------------------------
-    # Resuming
-
-    def state(self) -> dict:
-        """JSON-ready state: with the same settings, ``set_state`` resumes at that epoch."""
-        return {"seed": self.seed, "epoch": self.epoch}
-
-    def set_state(self, state: dict) -> None:
-        if int(state["seed"]) != self.seed:
-            raise ValueError(
-                f"loader state is for seed {state['seed']}, but this loader has seed {self.seed}"
-            )
-        self.epoch = int(state["epoch"])
-
-
 class PairLoader(EpochBatches):
-    """Minibatches ``(x1, x2, y)`` of pairs from an Omniglot subset.
+    """Minibatches ``(x1, x2, y)`` of pairs from a CharacterSet.
 
     x1, x2: (B, 1, H, W) arrays of ``backend`` in its float dtype, strokes 1
     y:      (B,) same dtype, 1 = same character, 0 = different; the first B/2 are same
 
-    subset: an OmniglotSubset (or OmniglotSplit): ``images (n_chars, n_drawers, H, W)``
+    subset: a CharacterSet (``tinysiamese.characters``): ``images (n_chars, n_drawers, H, W)``
             uint8 and ``alphabet_of (n_chars,)``
     An epoch is ``(1 + distortions) * pairs_per_epoch // batch_size`` batches; the
     remainder of the last incomplete batch is dropped. ``iter(loader)`` runs the next
@@ -205,9 +71,9 @@ class PairLoader(EpochBatches):
     """
 
     def __init__(self, subset, backend, *, batch_size: int = 128, pairs_per_epoch: int = 30_000,
-                 distort: bool = True, distortions: int = 0, fixed_pairs: bool = False,
-                 hard_negative_fraction: float = 0.0, distort_p: float = 0.5,
-                 distort_strength: float = 1.0, seed: int = 0, prefetch: int = 2):
+                 distort: bool = True, distortions: int = 0, hard_negative_fraction: float = 0.0,
+                 distort_p: float = 0.5, distort_strength: float = 1.0, seed: int = 0,
+                 prefetch: int = 2):
         if batch_size < 2 or batch_size % 2:
             raise ValueError(
                 f"batch_size must be even (half same, half different pairs), not {batch_size}"
@@ -224,10 +90,7 @@ class PairLoader(EpochBatches):
                 f"hard_negative_fraction must lie in [0, 1], not {hard_negative_fraction}"
             )
         check_distortion(distort_p, distort_strength)
-        if seed < 0:
-            raise ValueError(f"seed must be 0 or more, not {seed}")
-        if prefetch < 0:
-            raise ValueError(f"prefetch must be 0 or more, not {prefetch}")
+        super().__init__(backend, seed, prefetch)
         images = subset.images
         if images.ndim != 4 or images.shape[1] < 2:
             raise ValueError(f"need images (n_chars, n_drawers >= 2, H, W), got {images.shape}")
@@ -235,16 +98,12 @@ class PairLoader(EpochBatches):
         if counts[counts > 0].min() < 2:
             raise ValueError("every alphabet needs at least two characters to form different pairs")
         self.subset = subset
-        self.backend = backend
         self.batch_size = batch_size
         self.pairs_per_epoch = pairs_per_epoch
         self.distort = distort
         self.distortions = distortions
-        self.fixed_pairs = fixed_pairs
         self.hard_negative_fraction = hard_negative_fraction
         self.distort_p, self.distort_strength = distort_p, distort_strength
-        self.seed = seed
-        self.prefetch = prefetch
         if len(self) < 1:
             raise ValueError(
                 f"pairs_per_epoch {pairs_per_epoch} gives no full batch of {batch_size}"
@@ -296,10 +155,7 @@ class PairLoader(EpochBatches):
 
     def _plan(self, epoch: int) -> _Plan:
         size = self.subset.images.shape[-1]
-        if self.fixed_pairs:
-            pair_rng = np.random.default_rng([self.seed, _STREAM_FIXED_PAIRS])
-        else:
-            pair_rng = np.random.default_rng([self.seed, _STREAM_FRESH_PAIRS, epoch])
+        pair_rng = np.random.default_rng([self.seed, _STREAM_PAIRS, epoch])
         order_rng = np.random.default_rng([self.seed, _STREAM_ORDER, epoch])
         half = self.batch_size // 2
         n_batches = len(self)

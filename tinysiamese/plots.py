@@ -5,7 +5,8 @@
     filter_grid(W)                            the first layer's convolution filters
     save_png(image, path)                     written atomically, like the checkpoints
 
-The three pictures are pure functions: arrays and numbers in, a ``PIL.Image.Image`` out.
+The three pictures are pure functions: arrays and numbers in, a ``PIL.Image.Image`` out;
+the colours, fonts, text and axes they share are in :mod:`tinysiamese.drawing`.
 In a trial, green frames the right answer, blue the model's choice when it is right and
 red its choice when it is wrong. Characters are drawn dark on white, like Omniglot's scans.
 """
@@ -13,19 +14,15 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from .checkpoint import atomic_write
+from .drawing import (EDGE, GRID, MUTED, RESAMPLE, TEXT, WHITE, axes_panel, fit, font,
+                      line_height, nice_ticks, put_text, scalable, text_width, wrap)
+from .files import atomic_write
 
-WHITE = (255, 255, 255)
-TEXT = (30, 41, 59)        # titles, axes (a slate, not a grey: tests tell it from images)
-MUTED = (100, 116, 139)    # captions and tick labels
-GRID = (226, 232, 240)     # grid lines, and the backdrop behind filters
-EDGE = (148, 163, 184)     # thin borders around images
 GREEN = (0, 170, 80)       # the right answer
 BLUE = (30, 90, 230)       # the model's choice, when right
 RED = (220, 30, 40)        # the model's choice, when wrong
@@ -33,63 +30,6 @@ RED = (220, 30, 40)        # the model's choice, when wrong
 LOSS_COLOUR = (213, 94, 0)
 VAL_COLOUR = (0, 114, 178)
 TRAIN_ACC_COLOUR = (0, 158, 115)
-
-_RESAMPLE = getattr(Image, "Resampling", Image)  # Pillow < 9.1 keeps the filters on Image
-
-
-@lru_cache(maxsize=None)
-def font(size: int):
-    """Pillow's built-in font at ``size`` px (Pillow >= 10.1); older Pillows have one small
-    bitmap font, which is used at its own size."""
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:
-        return ImageFont.load_default()
-
-
-def _scalable() -> bool:
-    return isinstance(font(12), ImageFont.FreeTypeFont)
-
-
-def _text(draw, xy, text, f, fill, align="left", valign="top") -> tuple[int, int, int, int]:
-    """Draw ``text`` with its ink box aligned at ``xy``; returns that box. (Pillow's own
-    anchors work with TrueType fonts only, so the bitmap fallback is aligned by hand.)"""
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=f)
-    w, h = x1 - x0, y1 - y0
-    x = xy[0] - {"left": 0, "center": w / 2, "right": w}[align]
-    y = xy[1] - {"top": 0, "middle": h / 2, "bottom": h}[valign]
-    draw.text((round(x - x0), round(y - y0)), text, font=f, fill=fill)
-    return round(x), round(y), round(x) + w, round(y) + h
-
-
-def _text_width(text, f) -> int:
-    x0, _, x1, _ = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=f)
-    return x1 - x0
-
-
-def _wrap(text: str, f, width: int) -> list[str]:
-    """Split ``text`` at spaces into lines no wider than ``width`` px (a longer word stays)."""
-    lines = []
-    for word in text.split():
-        if lines and _text_width(f"{lines[-1]} {word}", f) <= width:
-            lines[-1] += f" {word}"
-        else:
-            lines.append(word)
-    return lines or [""]
-
-
-def _fit(text: str, f, width: int) -> str:
-    """``text``, cut short with "..." where it is wider than ``width`` px."""
-    if _text_width(text, f) <= width:
-        return text
-    while len(text) > 1 and _text_width(text + "...", f) > width:
-        text = text[:-1]
-    return text.rstrip() + "..."
-
-
-def _line_height(f) -> int:
-    _, y0, _, y1 = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), "Ag0%", font=f)
-    return y1 - y0
 
 
 def save_png(image: Image.Image, path) -> Path:
@@ -128,104 +68,10 @@ def read_metrics(path) -> list[dict]:
     return records
 
 
-def nice_ticks(lo: float, hi: float, max_ticks: int = 6, integer: bool = False) -> list[float]:
-    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [lo, hi]."""
-    if not hi > lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    raw = (hi - lo) / max(1, max_ticks - 1)
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
-        step = m * magnitude
-        if integer:
-            step = max(1.0, round(step))
-        if math.ceil(hi / step - 1e-9) - math.floor(lo / step + 1e-9) <= max_ticks - 1:
-            break
-    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
-    return [round(k * step, 10) for k in range(first, last + 1)]
-
-
-def _tick_label(value: float, step: float, percent: bool = False) -> str:
-    if percent:
-        value, step = 100 * value, 100 * step
-    step = round(step, 9)  # 100 * 0.05 is 5.000000000000001
-    # as many decimals as the step needs, so that ticks 0.25 apart never read 0.2 and 0.5
-    decimals = next(d for d in range(10) if abs(round(step, d) - step) <= 1e-9 * step)
-    return f"{value:.{decimals}f}" + ("%" if percent else "")
-
-
 def _number(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return math.nan
-
-
-def _dashed_vline(draw, x, y0, y1, fill, width, dash):
-    for y in range(int(y0), int(y1), 2 * dash):
-        draw.line([(x, y), (x, min(y + dash, y1))], fill=fill, width=width)
-
-
-def _panel(draw, box, xs, series, xticks, yticks, heading, s, percent=False, best_x=None,
-           marker=None):
-    """One plot: frame, grid, ticks and their labels, x label, curves.
-
-    box: (left, top, right, bottom) of the plotting area; series: [(ys, colour)];
-    best_x: an epoch to mark with a dashed line; marker: None or (x, y, colour, label), a
-    point to highlight; s: supersampling factor.
-    """
-    left, top, right, bottom = box
-    x_lo, x_hi, y_lo, y_hi = xticks[0], xticks[-1], yticks[0], yticks[-1]
-
-    def px(x, y):
-        return (left + (x - x_lo) / (x_hi - x_lo) * (right - left),
-                bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top))
-
-    small = font(12 * s)
-    ystep = yticks[1] - yticks[0] if len(yticks) > 1 else 1.0
-    for y in yticks:
-        _, py = px(x_lo, y)
-        draw.line([(left, py), (right, py)], fill=GRID, width=s)
-        _text(draw, (left - 6 * s, py), _tick_label(y, ystep, percent), small, MUTED,
-              align="right", valign="middle")
-    for x in xticks:
-        qx, _ = px(x, y_lo)
-        draw.line([(qx, top), (qx, bottom)], fill=GRID, width=s)
-        draw.line([(qx, bottom), (qx, bottom + 4 * s)], fill=TEXT, width=s)
-        _text(draw, (qx, bottom + 7 * s), f"{x:g}", small, MUTED, align="center")
-    draw.rectangle([left, top, right, bottom], outline=TEXT, width=s)
-    _text(draw, (left, top - 8 * s), heading, font(14 * s), TEXT, valign="bottom")
-    _text(draw, ((left + right) / 2, bottom + 14 * s + _line_height(small)), "epoch",
-          font(13 * s), TEXT, align="center")
-    if best_x is not None:
-        _dashed_vline(draw, px(best_x, y_lo)[0], top + s, bottom, EDGE, s, 5 * s)
-    for ys, colour in series:
-        points = [px(x, y) for x, y in zip(xs, ys)]
-        finite = [math.isfinite(y) for y in ys]
-        run = []
-        for p, ok in zip(points + [None], finite + [False]):  # lines through finite stretches
-            if ok:
-                run.append(p)
-                continue
-            if len(run) > 1:
-                draw.line(run, fill=colour, width=2 * s, joint="curve")
-            if len(xs) <= 30:
-                for q in run:
-                    r = 2.5 * s
-                    draw.ellipse([q[0] - r, q[1] - r, q[0] + r, q[1] + r], fill=colour)
-            run = []
-    if marker is not None:
-        mx, my, colour, label = marker
-        qx, qy = px(mx, my)
-        r = 5 * s
-        draw.ellipse([qx - r, qy - r, qx + r, qy + r], fill=WHITE, outline=colour, width=2 * s)
-        f = font(12 * s)
-        right_side = qx < (left + right) / 2
-        below = qy < top + 40 * s
-        args = ((qx + (10 if right_side else -10) * s, qy + (14 if below else -14) * s), label, f)
-        kw = {"align": "left" if right_side else "right", "valign": "top" if below else "bottom"}
-        x0, y0, x1, y1 = _text(draw, *args, WHITE, **kw)  # measure, then box it
-        m = 4 * s
-        draw.rectangle([x0 - m, y0 - m, x1 + m, y1 + m], fill=WHITE, outline=colour, width=s)
-        _text(draw, *args, colour, **kw)
 
 
 def learning_curves(metrics: list[dict], title: str | None = None,
@@ -253,23 +99,23 @@ def learning_curves(metrics: list[dict], title: str | None = None,
     train_acc = [_number(by_epoch[e].get("train_accuracy")) for e in xs]
     has_train_acc = any(math.isfinite(a) for a in train_acc)
 
-    s = 2 if _scalable() else 1  # draw twice as large and shrink: smooth lines
+    s = 2 if scalable() else 1  # draw twice as large and shrink: smooth lines
     W, H = size
     image = Image.new("RGB", (W * s, H * s), WHITE)
     draw = ImageDraw.Draw(image)
-    title = _fit(title or "Learning curves", font(20 * s), (W - 40) * s)
-    _text(draw, (W * s / 2, 14 * s), title, font(20 * s), TEXT, align="center")
+    title = fit(title or "Learning curves", font(20 * s), (W - 40) * s)
+    put_text(draw, (W * s / 2, 14 * s), title, font(20 * s), TEXT, align="center")
 
     entries = [("training loss", LOSS_COLOUR), ("validation 20-way one-shot accuracy", VAL_COLOUR)]
     if has_train_acc:
         entries.append(("training pair accuracy (same/different)", TRAIN_ACC_COLOUR))
     f = font(13 * s)
-    widths = [28 * s + _text_width(label, f) for label, _ in entries]
+    widths = [28 * s + text_width(label, f) for label, _ in entries]
     x = (W * s - sum(widths) - 24 * s * (len(entries) - 1)) / 2
-    y = (22 + 20) * s + _line_height(f) / 2
+    y = (22 + 20) * s + line_height(f) / 2
     for (label, colour), w in zip(entries, widths):
         draw.line([(x, y), (x + 20 * s, y)], fill=colour, width=3 * s)
-        _text(draw, (x + 28 * s, y), label, f, TEXT, valign="middle")
+        put_text(draw, (x + 28 * s, y), label, f, TEXT, valign="middle")
         x += w + 24 * s
 
     finite_epochs = [e for e in xs if math.isfinite(e)]
@@ -288,13 +134,13 @@ def learning_curves(metrics: list[dict], title: str | None = None,
     top, bottom = 100 * s, (H - 52) * s
     half = W * s / 2
     best_x = None if marker is None else marker[0]
-    _panel(draw, (70 * s, top, half - 24 * s, bottom), xs, [(loss, LOSS_COLOUR)], xticks,
-           loss_ticks, loss_heading, s, best_x=best_x)
+    axes_panel(draw, (70 * s, top, half - 24 * s, bottom), xs, [(loss, LOSS_COLOUR)], xticks,
+               loss_ticks, loss_heading, s, best_x=best_x)
     acc_series = [(val, VAL_COLOUR)] + ([(train_acc, TRAIN_ACC_COLOUR)] if has_train_acc else [])
-    _panel(draw, (half + 58 * s, top, W * s - 24 * s, bottom), xs, acc_series, xticks,
-           acc_ticks, "accuracy", s, percent=True, best_x=best_x, marker=marker)
+    axes_panel(draw, (half + 58 * s, top, W * s - 24 * s, bottom), xs, acc_series, xticks,
+               acc_ticks, "accuracy", s, percent=True, best_x=best_x, marker=marker)
     if s > 1:
-        image = image.resize((W, H), _RESAMPLE.LANCZOS)
+        image = image.resize((W, H), RESAMPLE.LANCZOS)
     return image
 
 
@@ -307,7 +153,7 @@ def _ink_image(x: np.ndarray, side: int) -> Image.Image:
     grey = np.rint(255 * (1 - np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64)), 0, 1)))
     image = Image.fromarray(grey.astype(np.uint8))
     if image.size != (side, side):
-        image = image.resize((side, side), _RESAMPLE.BICUBIC)
+        image = image.resize((side, side), RESAMPLE.BICUBIC)
     return image
 
 
@@ -322,7 +168,7 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
                 cell: int = 84) -> Image.Image:
     """One N-way one-shot trial: the test image, the N candidates in a grid, their scores.
 
-    test:    (H, W) ink in [0, 1], strokes 1 (as in ``oneshot.Trials``)
+    test:    (H, W) ink in [0, 1], strokes 1 (as in ``trials.Trials``)
     support: (N, H, W) the candidates, the same way
     scores:  (N,) the model's score of each candidate (shown with 3 decimals when all lie
              in [0, 1], e.g. probabilities); ``score_label`` names them in the caption
@@ -349,14 +195,14 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
     rows = math.ceil(n / cols)
     big, gap, pad, ring = 2 * cell, 26, 20, 4
     f_title, f_text, f_small = font(17), font(14), font(13)
-    lh_title, lh_text, lh_small = _line_height(f_title), _line_height(f_text), _line_height(f_small)
+    lh_title, lh_text, lh_small = line_height(f_title), line_height(f_text), line_height(f_small)
     score_h = lh_small + 12
     row_h = cell + score_h + gap - 8
 
     grid_left = pad + big + 48
     grid_w = cols * cell + (cols - 1) * gap
     width = max(grid_left + grid_w + pad + 2 * ring, 2 * pad + big + 48 + 280)
-    title_lines = _wrap(title or f"A {n}-way one-shot trial", f_title, width - 2 * pad)
+    title_lines = wrap(title or f"A {n}-way one-shot trial", f_title, width - 2 * pad)
     header = pad + len(title_lines) * (lh_title + 6) + 4 + lh_text + 22
     grid_top = header + lh_small + 16
     legend_y = grid_top + rows * row_h + 6
@@ -366,18 +212,18 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
 
     right = answer == chosen
     for j, line in enumerate(title_lines):
-        _text(draw, (pad, pad + j * (lh_title + 6)), line, f_title, TEXT)
+        put_text(draw, (pad, pad + j * (lh_title + 6)), line, f_title, TEXT)
     verdict = (f"The model chose candidate {chosen + 1}: right."
                if right else f"The model chose candidate {chosen + 1}: wrong - "
                              f"the answer is candidate {answer + 1}.")
-    _text(draw, (pad, header - 22 - lh_text), verdict, f_text, GREEN if right else RED)
+    put_text(draw, (pad, header - 22 - lh_text), verdict, f_text, GREEN if right else RED)
 
-    _text(draw, (pad, header), "test image", f_small, TEXT)
+    put_text(draw, (pad, header), "test image", f_small, TEXT)
     draw.rectangle([pad - 1, grid_top - 1, pad + big, grid_top + big], outline=EDGE)
     image.paste(_ink_image(test, big), (pad, grid_top))
-    _text(draw, (grid_left, header),
-          f"{n} candidates, one of them the same character ({score_label} under each)",
-          f_small, TEXT)
+    put_text(draw, (grid_left, header),
+             f"{n} candidates, one of them the same character ({score_label} under each)",
+             f_small, TEXT)
 
     texts = _score_text(scores)
     for i in range(n):
@@ -393,18 +239,18 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
                            outline=BLUE if right else RED, width=ring)
         colour = GREEN if i == answer else (RED if i == chosen else TEXT)
         number = f"{i + 1}:"
-        w_num, w_score = _text_width(number, f_small), _text_width(texts[i], f_small)
+        w_num, w_score = text_width(number, f_small), text_width(texts[i], f_small)
         tx = x + (cell - w_num - 5 - w_score) / 2
         ty = y + cell + 2 * ring + 5
-        _text(draw, (tx, ty), number, f_small, MUTED)
-        _text(draw, (tx + w_num + 5, ty), texts[i], f_small, colour)
+        put_text(draw, (tx, ty), number, f_small, MUTED)
+        put_text(draw, (tx + w_num + 5, ty), texts[i], f_small, colour)
 
     x = grid_left
     for label, colour in (("right answer", GREEN), ("model's choice, right", BLUE),
                           ("model's choice, wrong", RED)):
         draw.rectangle([x, legend_y, x + 14, legend_y + 14], outline=colour, width=3)
-        _text(draw, (x + 20, legend_y + 7), label, f_small, TEXT, valign="middle")
-        x += 20 + _text_width(label, f_small) + 24
+        put_text(draw, (x + 20, legend_y + 7), label, f_small, TEXT, valign="middle")
+        x += 20 + text_width(label, f_small) + 24
     return image
 
 
@@ -434,13 +280,13 @@ def filter_grid(W: np.ndarray, *, title: str | None = None, cell: int = 60) -> I
     title = title or f"First-layer filters: {F} of {C}x{K}x{K}"
     caption = "each scaled to its own range: black = its smallest weight, white = its largest"
     grid_w = cols * cell_w + (cols - 1) * gap
-    width = max(grid_w, _text_width(title, f_title), _text_width(caption, f_small)) + 2 * pad
-    top = pad + _line_height(f_title) + 10 + _line_height(f_small) + 16
+    width = max(grid_w, text_width(title, f_title), text_width(caption, f_small)) + 2 * pad
+    top = pad + line_height(f_title) + 10 + line_height(f_small) + 16
     height = top + rows * side + (rows - 1) * gap + pad
     image = Image.new("RGB", (width, height), GRID)
     draw = ImageDraw.Draw(image)
-    _text(draw, (pad, pad), title, f_title, TEXT)
-    _text(draw, (pad, pad + _line_height(f_title) + 10), caption, f_small, MUTED)
+    put_text(draw, (pad, pad), title, f_title, TEXT)
+    put_text(draw, (pad, pad + line_height(f_title) + 10), caption, f_small, MUTED)
 
     left = (width - grid_w) // 2
     for i in range(F):
@@ -452,5 +298,5 @@ def filter_grid(W: np.ndarray, *, title: str | None = None, cell: int = 60) -> I
         draw.rectangle([x - 1, y - 1, x + cell_w, y + side], outline=EDGE)
         for c in range(C):
             tile = Image.fromarray(np.rint(255 * grey[c]).astype(np.uint8))
-            image.paste(tile.resize((side, side), _RESAMPLE.NEAREST), (x + c * (side + 4), y))
+            image.paste(tile.resize((side, side), RESAMPLE.NEAREST), (x + c * (side + 4), y))
     return image

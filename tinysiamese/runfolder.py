@@ -28,9 +28,9 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
-                         remove_stale_temp_files, save_checkpoint)
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .config import Config, ConfigError, config_from_dict
+from .files import atomic_write, remove_stale_temp_files
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 

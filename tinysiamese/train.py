@@ -19,13 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .characters import skipped_note, with_mirrors, with_rotations
 from .config import Config
 from .model import SiameseNet
-from .omniglot import load_paper_split, skipped_note, with_mirrors, with_rotations
-from .oneshot import evaluate, within_alphabet_trials
+from .omniglot import load_paper_split
+from .oneshot import evaluate, model_score
 from .optim import MomentumSGD, WeightAverage, make_groups
 from .runfolder import Progress, RunFolder, TrainingError
 from .steps import images_per_pair, make_loader
+from .trials import within_alphabet_trials
 
 
 @dataclass
@@ -56,45 +58,6 @@ class TrainResult:
     best_val_accuracy: float
     test: dict | None
     stopped: str  # "epochs", "early-stop", "time-budget", "interrupted" or "diverged"
-
-
-def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """rows (M, D) -> (first, which): rows[first] are the distinct rows in order of first
-    appearance, and rows == rows[first][which]. Hashes each row's bytes: for image-sized
-    rows this is ~50x faster than ``np.unique(rows, axis=0)``, which sorts them."""
-    seen, first = {}, []
-    which = np.empty(len(rows), dtype=np.intp)
-    for i, row in enumerate(rows):
-        which[i] = seen.setdefault(row.tobytes(), len(seen))
-        if which[i] == len(first):
-            first.append(i)
-    return np.array(first, dtype=np.intp), which
-
-
-def model_score(model: SiameseNet, batch_size: int = 512):
-    """A ``score(x1, x2)`` function for :func:`oneshot.evaluate`: the model's logits.
-
-    x1, x2: (M, 1, H, W) host float32 -> (M,) host float64.
-    Each distinct image is encoded once, ``batch_size`` images per encoder call, and only
-    the cheap join runs per pair: in one-shot trials a test image meets all N supports and
-    N trials share one set of supports, so the 2M images of M pairs hold only about M/8
-    distinct ones, and scoring trials costs a small fraction of encoding every pair.
-    """
-    backend = model.backend
-
-    def score(x1, x2):
-        m = x1.shape[0]
-        flat = np.concatenate([x1, x2]).reshape(2 * m, -1)
-        first, which = distinct_rows(flat)
-        distinct = flat[first]
-        which = backend.xp.asarray(which)  # integer indices, on the device
-        h = backend.xp.concatenate([
-            model.encode(backend.asarray(distinct[s:s + batch_size].reshape(-1, *x1.shape[1:])))
-            for s in range(0, len(distinct), batch_size)])                 # (distinct, dense)
-        z = model.join.forward(h[which[:m]], h[which[m:]])
-        return backend.to_numpy(z).astype(np.float64)
-
-    return score
 
 
 class _StopFlag:

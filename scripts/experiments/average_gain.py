@@ -20,7 +20,8 @@ from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from tinysiamese.config import config_from_dict
 from tinysiamese.omniglot import load_paper_split
-from tinysiamese.train import model_score
+from tinysiamese.oneshot import model_score
+from tinysiamese.trials import within_alphabet_trials
 
 
 def main(argv=None) -> int:
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
                  "without optim.average")
     backend = get_backend("numpy")
     val = load_paper_split(args.data, "val", config_from_dict(last.config).network.image_size)
-    trials = oneshot.within_alphabet_trials(val, n_way=20, n_trials=args.trials, seed=args.seed)
+    trials = within_alphabet_trials(val, n_way=20, n_trials=args.trials, seed=args.seed)
     print(f"{args.run / 'last.npz'}: epoch {last.meta['epoch']}, "
           f"{last.meta['average_steps']} steps averaged; validation, {args.trials} trials, "
           f"seed {args.seed}")

@@ -33,6 +33,7 @@ import json
 
 import numpy as np
 
+import tinysiamese.characters
 import tinysiamese.omniglot
 import tinysiamese.pairs
 import tinysiamese.runfolder
@@ -78,8 +79,8 @@ def install(probes: set[str]) -> None:
 
     SiameseNet.__init__, SiameseNet.encode = init, encode
     if "d20" in probes:
-        splits = tinysiamese.omniglot.PAPER_SPLITS
-        splits["train"] = tinysiamese.omniglot.SplitSpec("background", None, tuple(range(1, 21)))
+        splits = tinysiamese.characters.PAPER_SPLITS
+        splits["train"] = tinysiamese.characters.SplitSpec("background", None, tuple(range(1, 21)))
     if "nodistort" in probes:
         tinysiamese.pairs.random_affine_params = lambda rng, n, size, *shape: identity_params(n)
 

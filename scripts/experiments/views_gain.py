@@ -22,7 +22,8 @@ from tinysiamese import oneshot
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
 from tinysiamese.omniglot import load_paper_split
-from tinysiamese.train import model_score
+from tinysiamese.oneshot import model_score
+from tinysiamese.trials import within_alphabet_trials
 
 
 def main(argv=None) -> int:
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     if len(sizes) != 1:
         ap.error(f"the checkpoints read different input sizes: {sorted(sizes)}")
     val = load_paper_split(args.data, "val", sizes.pop())
-    trials = oneshot.within_alphabet_trials(val, n_way=20, n_trials=args.trials, seed=args.seed)
+    trials = within_alphabet_trials(val, n_way=20, n_trials=args.trials, seed=args.seed)
     correct = {str(p): {v: oneshot.evaluate(oneshot.with_views(model_score(m), v), trials).n_correct
                         for v in views}
                for p, m in zip(args.checkpoints, models)}

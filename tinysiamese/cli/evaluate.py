@@ -8,7 +8,10 @@ import click
 import numpy as np
 
 from .. import baselines, mnist, omniglot, oneshot, ops
+from ..characters import skipped_note
 from ..images import load_user_image
+from ..lake_runs import load_lake_runs
+from ..trials import within_alphabet_trials
 from .options import (CONTEXT, backend_option, cache_dir_option, data_option, json_option,
                       load_models, scorer, short_all, views_option)
 
@@ -29,16 +32,16 @@ def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size,
     if runs is not None:
         if ways not in (None, 20):
             raise ValueError("Lake's runs are 20-way; leave out --ways")
-        trials = oneshot.load_lake_runs(runs, size)
+        trials = load_lake_runs(runs, size)
         return trials, (f"Lake's runs in {runs}, {trials.n_way}-way, {trials.n_trials} trials, "
                         f"{size}px")
     root = omniglot.find_data_root(data_path)
     subset = omniglot.load_paper_split(root, split, size, cache_dir=cache_dir,
                                        on_bad_image=on_bad_image)
-    if omniglot.skipped_note(subset):
-        click.echo(omniglot.skipped_note(subset), err=True)
+    if skipped_note(subset):
+        click.echo(skipped_note(subset), err=True)
     ways = 20 if ways is None else ways
-    trials = oneshot.within_alphabet_trials(subset, ways, n_trials, seed)
+    trials = within_alphabet_trials(subset, ways, n_trials, seed)
     return trials, (f"Omniglot {split} set, within-alphabet, {ways}-way, {n_trials} trials, "
                     f"seed {seed}, {size}px")
 

@@ -16,10 +16,10 @@ from ..backend import BACKEND_NAMES, BackendUnavailableError, get_backend
 from ..checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from ..config import ConfigError
 from ..images import ImageError
-from ..omniglot import DataError
+from ..archive import DataError
 from ..pretrained import pretrained_path
 from ..runfolder import ResumeError, TrainingError
-from ..train import model_score
+from ..oneshot import model_score
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

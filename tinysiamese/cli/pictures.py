@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import omniglot, oneshot, ops, plots
 from ..config import ConfigError, config_from_dict
+from ..trials import within_alphabet_trials
 from .options import (CONTEXT, backend_option, cache_dir_option, data_option, load_models,
                       scorer, short, short_all, views_option)
 
@@ -135,7 +136,7 @@ def show_trial_command(checkpoints, data_path, split, seed, out, backend_name, c
     root = omniglot.find_data_root(data_path)
     subset = omniglot.load_paper_split(root, split, models[0][0].network.image_size,
                                        cache_dir=cache_dir)
-    trials = oneshot.within_alphabet_trials(subset, n_way, n_way, seed)  # one set of N tests
+    trials = within_alphabet_trials(subset, n_way, n_way, seed)  # one set of N tests
     k = int(np.random.default_rng([seed, 1]).integers(trials.n_trials))   # which test of the set
     test, support, answer = trials.test[k], trials.support[k], int(trials.answer[k])
     x1 = np.repeat(test[None, None], n_way, axis=0)                       # (N, 1, H, W)

@@ -1,0 +1,57 @@
+"""Every layer's docstring says what it caches, and the layer caches exactly that.
+
+The "cache:" line is teaching text a learner trusts while writing a backward pass; this
+test runs each layer once and checks the cache against the line (ReLU keeps y, not a
+mask; MaxPool2D keeps (x, y), not arg-max indices).
+"""
+import numpy as np
+import pytest
+from tinysiamese.backend import get_backend
+from tinysiamese.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
+
+NUMPY = get_backend("numpy", np.float64)
+
+
+def _run(layer_class):
+    rng = np.random.default_rng(0)
+    kwargs = {"backend": NUMPY, "rng": rng}
+    if layer_class is Conv2D:
+        layer, x = Conv2D(2, 3, 3, **kwargs), rng.standard_normal((2, 2, 6, 6))
+    elif layer_class is Dense:
+        layer, x = Dense(4, 3, **kwargs), rng.standard_normal((2, 4))
+    elif layer_class is MaxPool2D:
+        layer, x = MaxPool2D(2, **kwargs), rng.standard_normal((2, 2, 4, 4))
+    else:
+        layer, x = layer_class(**kwargs), rng.standard_normal((2, 2, 3, 3))
+    return layer, x, layer.forward(x)
+
+
+# layer -> (the docstring's words, what the cache must then be, given x and y)
+CASES = {
+    Conv2D: ("cache: (x, max_cols_bytes)", lambda c, x, y: c[0] is x and isinstance(c[1], int)),
+    MaxPool2D: ("cache: (x, y)", lambda c, x, y: c[0] is x and c[1] is y),
+    Dense: ("cache: x", lambda c, x, y: c is x),
+    ReLU: ("cache: y", lambda c, x, y: c is y),
+    Sigmoid: ("cache: y", lambda c, x, y: c is y),
+    Flatten: ("cache: the input shape", lambda c, x, y: c == x.shape),
+}
+
+
+@pytest.mark.parametrize("layer_class", list(CASES), ids=lambda c: c.__name__)
+def test_the_cache_line_matches_the_cache(layer_class):
+    words, holds = CASES[layer_class]
+    doc = " ".join(layer_class.__doc__.split())
+    assert words in doc, f"{layer_class.__name__}'s docstring should say {words!r}"
+    layer, x, y = _run(layer_class)
+    assert holds(layer.cache, x, y), f"{layer_class.__name__} does not cache what it says"
+
+
+def test_the_join_caches_the_difference_and_its_size():
+    assert "cache: (d, a) with d = h1 - h2 and a = |d|" in " ".join(WeightedL1.__doc__.split())
+    rng = np.random.default_rng(1)
+    layer = WeightedL1(5, backend=NUMPY, rng=rng)
+    h1, h2 = rng.standard_normal((2, 3, 5))
+    layer.forward(h1, h2)
+    d, a = layer.cache
+    np.testing.assert_array_equal(d, h1 - h2)
+    np.testing.assert_array_equal(a, np.abs(h1 - h2))
