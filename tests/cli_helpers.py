@@ -3,6 +3,10 @@ a script of scripts/."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -52,3 +56,28 @@ def train_run(cfg, *, data_root, out_dir, backend=None, seed=None, resume=False,
     return train(cfg, data, backend or get_backend(), RunFolder(out_dir, data_root),
                  resume=resume, log=log or (lambda text: None), progress=progress,
                  max_steps=max_steps)
+
+
+CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
+
+
+def start(argv):
+    """Start ``argv`` (a real process) with its output (stdout and stderr) readable line by line."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def read_until(proc, marker, timeout=120):
+    """Lines of ``proc``'s output up to the first one holding ``marker``."""
+    timer = threading.Timer(timeout, proc.kill)  # a hung child must not hang the suite
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                return lines
+    finally:
+        timer.cancel()
+    raise AssertionError(f"{marker!r} never came: {''.join(lines)}")

@@ -229,6 +229,19 @@ def fake_paper_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def paper20(tmp_path_factory) -> Path:
+    """Fake Omniglot for training runs: 3 background alphabets of 4 characters; the paper's
+    validation alphabets with 20 characters each (20-way trials need them), its test
+    alphabets with 1."""
+    root = tmp_path_factory.mktemp("paper20")
+    write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
+    alphabets = {name: 20 for name in characters.VAL_ALPHABETS}
+    alphabets.update({name: 1 for name in characters.TEST_ALPHABETS})
+    write_fake_split(root, "evaluation", alphabets, first_char=100)
+    return root
+
+
 def fake_subset(alphabet_sizes=(3, 5, 4), n_drawers: int = 4,
                 size: int = 12) -> characters.CharacterSet:
     """An in-memory subset whose pixel [0, 0] is the character + 1 and [0, 1] the drawer + 1."""

@@ -13,10 +13,8 @@ import random
 import shutil
 import shlex
 import signal
-import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 import warnings
@@ -37,10 +35,9 @@ from tinysiamese.config import build_config
 from tinysiamese.files import remove_stale_temp_files
 from tinysiamese.runfolder import RunFolder
 from tinysiamese import steps
-from cli_helpers import assert_one_line_error, run, train_run
+from cli_helpers import CLI, assert_one_line_error, read_until, run, start, train_run
 
 SMALL_RUN = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
-CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
 
 
 
@@ -56,17 +53,6 @@ def tiny_cfg(**overrides):
 def files_of(folder):
     """{name: bytes} of every file in ``folder``, hidden ones included."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def paper20(tmp_path_factory):
-    """Fake Omniglot: 3 background alphabets of 4 characters; 20-character val alphabets."""
-    root = tmp_path_factory.mktemp("paper20")
-    write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    alphabets = {name: 20 for name in characters.VAL_ALPHABETS}
-    alphabets.update({name: 1 for name in characters.TEST_ALPHABETS})
-    write_fake_split(root, "evaluation", alphabets, first_char=100)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -142,35 +128,13 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(k, paper20, strai
         assert a.meta == b.meta, name
 
 
-def _start(argv):
-    """Start ``argv`` with its output (stdout and stderr) readable line by line."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
-
-
-def _read_until(proc, marker, timeout=60):
-    """Lines of ``proc``'s output up to the first one holding ``marker``."""
-    timer = threading.Timer(timeout, proc.kill)  # a hung child must not hang the suite
-    timer.start()
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if marker in line:
-                return lines
-    finally:
-        timer.cancel()
-    raise AssertionError(f"{marker!r} never came: {''.join(lines)}")
-
-
 def test_ctrl_c_finishes_the_step_saves_and_resume_goes_on(paper20, tmp_path):
     config = tmp_path / "long.json"
     config.write_text(json.dumps({**SMALL_RUN, "pairs_per_epoch": 200_000}))
     out = tmp_path / "run"
-    proc = _start(CLI + ["train", "--data", paper20, "--preset", "tiny", "--config", config,
+    proc = start(CLI + ["train", "--data", paper20, "--preset", "tiny", "--config", config,
                        "--out", out, "--epochs", 1])
-    lines = _read_until(proc, "model: preset tiny")
+    lines = read_until(proc, "model: preset tiny")
     time.sleep(1.0)  # well inside the first (long) epoch
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=60)
@@ -293,8 +257,8 @@ def _assert_previous_checkpoint_survives(folder, path, version=None):
 
 def test_kill_9_in_the_middle_of_a_checkpoint_write(tmp_path):
     path = tmp_path / "ck.npz"
-    proc = _start([sys.executable, "-c", KILLED_WRITER, path])
-    _read_until(proc, "half written")
+    proc = start([sys.executable, "-c", KILLED_WRITER, path])
+    read_until(proc, "half written")
     temp = [p for p in tmp_path.iterdir() if p != path]
     assert len(temp) == 1 and temp[0].stat().st_size > 0, "the kill must come mid-write"
     proc.kill()
@@ -305,8 +269,8 @@ def test_kill_9_in_the_middle_of_a_checkpoint_write(tmp_path):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kill_9_at_a_random_moment_of_repeated_writes(seed, tmp_path):
     path = tmp_path / "ck.npz"
-    proc = _start([sys.executable, "-c", LOOPING_WRITER, path])
-    _read_until(proc, "1")
+    proc = start([sys.executable, "-c", LOOPING_WRITER, path])
+    read_until(proc, "1")
     time.sleep(random.Random(seed).uniform(0.0, 0.3))
     proc.kill()
     proc.wait(timeout=30)
@@ -564,6 +528,11 @@ def test_an_interrupted_download_keeps_nothing_and_a_retry_works(server, fake_ta
     assert not dest.exists() or list(dest.iterdir()) == []
     assert_one_line_error(run("data", "info", "--data", dest), 2, "does not hold Omniglot")
     server.truncate.clear()
+    assert_downloads_whole(dest, server, spec)
+
+
+def assert_downloads_whole(dest, server, spec):
+    """`data download` into ``dest`` succeeds and leaves exactly the archive, whole."""
     result = run("data", "download", "--dest", dest, "--url", server.url)
     assert result.exit_code == 0 and "downloaded" in result.output, result.output
     assert sorted(p.name for p in dest.iterdir()) == [spec.name]
@@ -574,10 +543,7 @@ def test_a_part_file_of_a_killed_download_is_replaced(server, fake_table, tmp_pa
     spec, data = fake_table
     server.files[spec.name] = data
     (tmp_path / (spec.name + ".part")).write_bytes(data[:100])  # kill -9 mid-transfer
-    result = run("data", "download", "--dest", tmp_path, "--url", server.url)
-    assert result.exit_code == 0 and "downloaded" in result.output, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == [spec.name]
-    assert dl.file_md5(tmp_path / spec.name) == spec.md5
+    assert_downloads_whole(tmp_path, server, spec)
 
 
 def test_ctrl_c_during_a_download_removes_the_part_file(fake_table, tmp_path, monkeypatch):

@@ -14,20 +14,7 @@ import json
 import numpy as np
 import pytest
 from cli_helpers import run
-from conftest import write_fake_split
-from tinysiamese import characters
 from tinysiamese.checkpoint import load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def paper_root(tmp_path_factory):
-    """Fake Omniglot with the paper's alphabet names: 3 background alphabets of 4 characters."""
-    root = tmp_path_factory.mktemp("golden-data")
-    write_fake_split(root, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    alphabets = {name: 20 for name in characters.VAL_ALPHABETS}
-    alphabets.update({name: 1 for name in characters.TEST_ALPHABETS})
-    write_fake_split(root, "evaluation", alphabets, first_char=100)
-    return root
 
 
 def digest(path) -> str:
@@ -57,11 +44,11 @@ GOLDEN = {
 
 
 @pytest.mark.parametrize("kind", sorted(RUNS))
-def test_a_short_run_gives_the_same_weights_bit_for_bit(kind, paper_root, tmp_path):
+def test_a_short_run_gives_the_same_weights_bit_for_bit(kind, paper20, tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(RUNS[kind]))
     out = tmp_path / "run"
-    result = run("train", "--data", paper_root, "--preset", "tiny", "--epochs", 2,
+    result = run("train", "--data", paper20, "--preset", "tiny", "--epochs", 2,
                  "--config", config, "--out", out, "--seed", 5)
     assert result.exit_code == 0, result.output
     got = {name: digest(out / name) for name in ("best.npz", "last.npz")}

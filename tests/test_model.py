@@ -113,12 +113,18 @@ def test_swapping_the_twins_changes_nothing(net64):
         assert rel_err(g, g12[k]) < 1e-12, f"{k} gradient depends on the twins' order"
 
 
+def twin_gradients(net64, dz):
+    """The grads of one forward/backward of the twins (x1, x2) of ``net64`` for ``dz``."""
+    model, x1, x2 = net64
+    model.forward_logits(x1, x2)
+    model.backward_logits(dz)
+    return copy_grads(model)
+
+
 def test_twin_gradients_add_into_the_shared_weights(net64):
     model, x1, x2 = net64
     dz = np.array([0.3, -1.0, 0.5, 2.0])
-    model.forward_logits(x1, x2)
-    model.backward_logits(dz)
-    together = copy_grads(model)
+    together = twin_gradients(net64, dz)
     # the same gradient, one twin at a time: through the join, then each encoder pass alone
     model.join.forward(model.encode(x1).copy(), model.encode(x2).copy())
     dh1, dh2 = model.join.backward(dz)
@@ -177,9 +183,7 @@ def test_pair_gradients_are_the_twins_gradients_for_disjoint_pairs(net64):
     # pairs (k, N + k) of the stacked twins are the twin path exactly, gradients included
     model, x1, x2 = net64
     dz = np.array([0.3, -1.0, 0.5, 2.0])
-    model.forward_logits(x1, x2)
-    model.backward_logits(dz)
-    twins = copy_grads(model)
+    twins = twin_gradients(net64, dz)
     k = np.arange(4)
     model.forward_pair_logits(np.concatenate([x1, x2]), k, 4 + k)
     model.backward_pair_logits(dz)
@@ -256,9 +260,15 @@ def test_model_cupy_matches_numpy(cupy_backend):
     lc, dzc = bce_with_logits(cpu.forward_logits(x1, x2), y)
     zg = gpu.forward_logits(cupy_backend.asarray(x1), cupy_backend.asarray(x2))
     lg, dzg = bce_with_logits(zg, cupy_backend.asarray(y))
-    assert abs(float(lg) - float(lc)) < 1e-5 * abs(float(lc)), "loss differs on the GPU"
     cpu.backward_logits(dzc)
     gpu.backward_logits(dzg)
+    assert_same_on_gpu(cpu, gpu, (lc, dzc), (lg, dzg), cupy_backend)
+
+
+def assert_same_on_gpu(cpu, gpu, cpu_loss, gpu_loss, cupy_backend):
+    """The loss and every gradient of one step agree between the CPU and GPU models."""
+    (lc, _), (lg, _) = cpu_loss, gpu_loss
+    assert abs(float(lg) - float(lc)) < 1e-5 * abs(float(lc)), "loss differs on the GPU"
     for k, g in cpu.grads().items():
         err = rel_err(cupy_backend.to_numpy(gpu.grads()[k]), g)
         assert err < 1e-5, f"{k} gradient rel error {err:.2e} between GPU and CPU"
@@ -277,9 +287,6 @@ def test_pair_logits_cupy_match_numpy(cupy_backend):
     xp = cupy_backend.xp
     zg = gpu.forward_pair_logits(cupy_backend.asarray(x), xp.asarray(first), xp.asarray(second))
     lg, dzg = bce_with_logits(zg, cupy_backend.asarray(same), cupy_backend.asarray(weight))
-    assert abs(float(lg) - float(lc)) < 1e-5 * abs(float(lc)), "loss differs on the GPU"
     cpu.backward_pair_logits(dzc)
     gpu.backward_pair_logits(dzg)
-    for k, g in cpu.grads().items():
-        err = rel_err(cupy_backend.to_numpy(gpu.grads()[k]), g)
-        assert err < 1e-5, f"{k} gradient rel error {err:.2e} between GPU and CPU"
+    assert_same_on_gpu(cpu, gpu, (lc, dzc), (lg, dzg), cupy_backend)

@@ -12,31 +12,22 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_line_error, run
-from conftest import write_fake_split
+from cli_helpers import CLI, assert_one_line_error, read_until, run, start
 
-from tinysiamese import characters
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
 
 SETTINGS = {"val_trials": 20, "test_trials": 0, "pairs_per_epoch": 96, "batch_size": 16}
-CLI = [sys.executable, "-c", "from tinysiamese.cli import main; main()"]
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """Fake Omniglot: 3 background alphabets of 4 characters; 20-character val alphabets."""
-    path = tmp_path_factory.mktemp("paper20")
-    write_fake_split(path, "background", {"Aa": 4, "Bb": 4, "Cc": 4})
-    alphabets = {name: 20 for name in characters.VAL_ALPHABETS}
-    alphabets.update({name: 1 for name in characters.TEST_ALPHABETS})
-    write_fake_split(path, "evaluation", alphabets, first_char=100)
-    return path
+@pytest.fixture(scope="session")
+def root(paper20):
+    """The fake Omniglot of conftest, which 20-way validation trials can be drawn from."""
+    return paper20
 
 
 def config(tmp_path, **overrides):
@@ -55,26 +46,6 @@ def files_of(folder):
 
 def metric_epochs(out):
     return [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-def start(args, env=None):
-    return subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
-
-
-def read_until(proc, marker, timeout=120):
-    timer = threading.Timer(timeout, proc.kill)  # a hung child must not hang the suite
-    timer.start()
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if marker in line:
-                return lines
-    finally:
-        timer.cancel()
-    raise AssertionError(f"{marker!r} never came: {''.join(lines)}")
 
 
 def kill(proc):
@@ -113,7 +84,7 @@ def test_overwrite_and_resume_together_are_a_usage_error(root, tmp_path):
 
 def test_a_second_trainer_is_refused_while_the_first_holds_the_folder(root, tmp_path):
     out, cfg = tmp_path / "run", config(tmp_path)
-    first = start(train_args(root, out, cfg, "--epochs", 500))
+    first = start([*CLI, *train_args(root, out, cfg, "--epochs", 500)])
     try:
         read_until(first, "epoch   1")  # it has written last.npz and goes on
         for again in (train_args(root, out, cfg, "--overwrite"),
@@ -202,7 +173,7 @@ def test_a_kill_between_checkpoint_and_metrics_resumes_to_the_same_weights(where
 
 def test_best_npz_is_always_whole_for_a_reader_while_a_run_trains(root, tmp_path):
     out, cfg = tmp_path / "run", config(tmp_path, val_trials=20)
-    trainer = start(train_args(root, out, cfg, "--epochs", 500))
+    trainer = start([*CLI, *train_args(root, out, cfg, "--epochs", 500)])
     backend, reads, deadline = get_backend(), 0, time.monotonic() + 90
     try:
         read_until(trainer, "epoch   1")
