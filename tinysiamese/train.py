@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .characters import skipped_note, with_mirrors, with_rotations
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import Config
 from .model import SiameseNet
 from .omniglot import load_paper_split
@@ -256,20 +257,8 @@ def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> Trai
                         f"{folder / 'last.npz'}. Resume with: {folder.resume_command()}")
                     break
                 seconds = time.perf_counter() - t0
-                learner.opt.end_epoch()
-                val = validate(learner, val_trials)
-                point.epoch, point.batch, point.partial = epoch + 1, 0, Progress().partial
-                improved = val > point.best_acc
-                if improved:
-                    point.best_acc, point.best_epoch, point.bad_epochs = val, epoch + 1, 0
-                    learner.save(folder, "best.npz", point)
-                else:
-                    point.bad_epochs += 1
-                record = epoch_record(learner, loader, epoch, loss, accuracy, val, seen, seconds,
-                                      time.perf_counter() - t0 - seconds)
-                folder.append_metrics(record)  # before last.npz: see RunFolder.agree_with_last
-                learner.save(folder, "last.npz", point)
-                log(epoch_line(record, improved))
+                keep_epoch(learner, folder, point, val_trials, log,
+                           epoch_record(learner, loader, epoch, loss, accuracy, seen, seconds))
                 stopped = stopping_rule(cfg, point, time.perf_counter() - run_start,
                                         time.perf_counter() - t0, log)
                 if stopped != "epochs":
@@ -287,20 +276,41 @@ def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> Trai
     return TrainResult(folder.path, point.best_epoch, point.best_acc, test, stopped)
 
 
-def epoch_record(learner, loader, epoch, loss, accuracy, val, seen, seconds, eval_seconds):
-    """The line of metrics.jsonl for a finished epoch."""
+def keep_epoch(learner: Learner, folder: RunFolder, point: Progress, val_trials, log,
+               record: dict) -> None:
+    """The end of a finished epoch: advance the schedules, validate the judged weights, keep
+    them as best.npz if they beat the best so far, then write the epoch's metrics line and
+    last.npz (in this order: see RunFolder.agree_with_last)."""
+    t0 = time.perf_counter()
+    learner.opt.end_epoch()
+    val = validate(learner, val_trials)
+    point.epoch, point.batch, point.partial = record["epoch"], 0, Progress().partial
+    improved = val > point.best_acc
+    if improved:
+        point.best_acc, point.best_epoch, point.bad_epochs = val, record["epoch"], 0
+        learner.save(folder, "best.npz", point)
+    else:
+        point.bad_epochs += 1
+    record.update(val_accuracy=val, eval_seconds=time.perf_counter() - t0)
+    folder.append_metrics(record)
+    learner.save(folder, "last.npz", point)
+    log(epoch_line(record, improved, val_trials.n_way))
+
+
+def epoch_record(learner, loader, epoch, loss, accuracy, seen, seconds) -> dict:
+    """The training half of an epoch's metrics.jsonl line (keep_epoch adds validation's)."""
     opt, names = learner.opt, learner.layer_names
-    return {"epoch": epoch + 1, "loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
+    return {"epoch": epoch + 1, "loss": loss, "train_accuracy": accuracy,
             "lr": {n: opt.hyper(n)[0] for n in names}, "momentum": opt.hyper(names[0])[1],
             "seconds": seconds, "pairs_per_s": seen / seconds,
             "images_per_s": images_per_pair(loader) * seen / seconds,
-            "data_wait_fraction": loader.wait_seconds / seconds, "eval_seconds": eval_seconds}
+            "data_wait_fraction": loader.wait_seconds / seconds}
 
 
-def epoch_line(r: dict, improved: bool) -> str:
+def epoch_line(r: dict, improved: bool, n_way: int = 20) -> str:
     lr = next(iter(r["lr"].values()))
     return (f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  train acc {r['train_accuracy']:.3f}  "
-            f"val 20-way {r['val_accuracy']:.3f}{' *' if improved else '  '}  "
+            f"val {n_way}-way {r['val_accuracy']:.3f}{' *' if improved else '  '}  "
             f"{r['pairs_per_s']:.0f} pairs/s ({r['images_per_s']:.0f} images/s)  "
             f"lr {lr:.4g}  mom {r['momentum']:.2f}  "
             f"data wait {100 * r['data_wait_fraction']:.1f}%")
@@ -320,8 +330,6 @@ def stopping_rule(cfg: Config, point: Progress, elapsed: float, last_epoch: floa
 
 def score_test(path, test_set, backend, n_trials: int, log, point: Progress) -> dict:
     """best.npz's 20-way one-shot accuracy on the test set (seed 0), logged and returned."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-
     model = model_from_checkpoint(load_checkpoint(path), backend)
     trials = within_alphabet_trials(test_set, n_way=20, n_trials=n_trials, seed=0)
     test = evaluate(model_score(model), trials).to_dict()
