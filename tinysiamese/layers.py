@@ -17,12 +17,16 @@ Initialisation (``init``):
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from . import ops
+from . import fftconv, ops
 from .backend import array_module
 
 INITS = ("paper", "fan_in")
+CONV_METHODS = ("auto", "im2col", "fft")
+FFT_COST = 25.0  # measured, see use_fft
 
 
 def init_weight(rng: np.random.Generator, shape, fan_in: int, paper_std: float, init: str):
@@ -41,35 +45,68 @@ def init_bias(rng: np.random.Generator, shape, init: str):
     return np.zeros(shape)
 
 
+def use_fft(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> bool:
+    """Whether ``method="auto"`` takes the FFT path: x (N, C, Hi, Wi), W (F, C, K, K).
+
+    A cost model of forward + backward in multiply-adds, with one measured constant:
+      im2col: 3 N C F K² Ho Wo                (three real GEMMs: y, dW, dx)
+      FFT:    3 N 4 C F Q                     (three complex products, Q frequencies)
+            + FFT_COST (2 N (C + F) + 2 C F) G log2 G   (the transforms, G = G1 G2)
+    FFT_COST, the cost of one FFT "butterfly" in GEMM multiply-adds, was fitted to
+    ``scripts/conv_crossover.py`` (docs/benchmarks.md, "FFT convolution"). The tiny
+    preset's convs (5 x 5 and 3 x 3 on 28 px and less) stay on im2col, whatever N.
+    """
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    G1, G2 = fftconv.fft_grid(Hi, Wi)
+    G, Q = G1 * G2, G1 * (G2 // 2 + 1)
+    direct = 3 * N * C * F * K * K * Ho * Wo
+    spectral = 12 * N * C * F * Q + FFT_COST * (2 * N * (C + F) + 2 * C * F) * G * math.log2(G)
+    return spectral < direct
+
+
 class Conv2D:
     """Valid, stride-1 convolution (cross-correlation).
 
     x: (N, C, Hi, Wi) -> y: (N, F, Hi-K+1, Wi-K+1).
-    params: W (F, C, K, K), b (F,). cache: the input (backward unfolds it again).
+    params: W (F, C, K, K), b (F,). cache: the input (backward unfolds it again), or on
+    the FFT path the spectra of the input and the weights.
     backward: dW = dY · colsᵀ, dx = col2im(Wᵀ · dY), db = sum of dY over (N, Ho, Wo).
+    ``method``: "im2col" (``ops.conv2d_*``, the reference), "fft" (``fftconv``, the
+    same result up to rounding) or "auto" (the default): FFT where :func:`use_fft` says
+    it is faster, decided at each forward from the input's size.
     ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit
     (default: the backend's ``im2col_bytes``, small on a CPU, large on a GPU).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, backend, rng,
-                 init="paper", max_cols_bytes=None):
+                 init="paper", max_cols_bytes=None, method="auto"):
         C, F, K = in_channels, out_channels, kernel_size
+        if method not in CONV_METHODS:
+            raise ValueError(f"unknown conv method {method!r}: choose one of "
+                             f"{', '.join(CONV_METHODS)}")
         self.xp = backend.xp
+        self.method = method
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
         self.params = {
             "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
             "b": backend.asarray(init_bias(rng, (F,), init)),
         }
         self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
-        self.cache = None
+        self.cache, self.fft = None, False
 
     def forward(self, x):
-        y, self.cache = ops.conv2d_forward(self.xp, x, self.params["W"], self.params["b"],
-                                           self.max_cols_bytes)
+        W, b = self.params["W"], self.params["b"]
+        self.fft = self.method == "fft" or (
+            self.method == "auto" and use_fft(*x.shape[:2], W.shape[0], W.shape[-1], *x.shape[2:]))
+        if self.fft:
+            y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b)
+        else:
+            y, self.cache = ops.conv2d_forward(self.xp, x, W, b, self.max_cols_bytes)
         return y
 
     def backward(self, dy):
-        dx, self.grads["W"][...], self.grads["b"][...] = ops.conv2d_backward(
+        backward = fftconv.conv2d_fft_backward if self.fft else ops.conv2d_backward
+        dx, self.grads["W"][...], self.grads["b"][...] = backward(
             self.xp, dy, self.cache, self.params["W"])
         return dx
 

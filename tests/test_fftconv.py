@@ -1,0 +1,134 @@
+"""The FFT convolution: against the loop reference and im2col, by finite differences in
+float64, and the layer's choice of path."""
+import numpy as np
+import pytest
+
+from reference import conv2d_backward_loop, conv2d_forward_loop, rel_err
+from tinysiamese import fftconv, ops
+from tinysiamese.gradcheck import check_layer
+from tinysiamese.layers import Conv2D, use_fft
+from tinysiamese.model import PRESETS, encoder_shapes
+
+SHAPES = [((2, 3, 7, 6), 4, 3), ((1, 1, 5, 5), 2, 5), ((3, 2, 9, 8), 3, 4),
+          ((2, 3, 11, 13), 5, 7)]  # odd sizes, non-square, 1x1 output, grids past the input
+
+
+def host(backend, a):
+    return backend.to_numpy(a).astype(np.float64)
+
+
+def test_fast_size_has_only_factors_2_3_5():
+    assert [fftconv.fast_size(n) for n in (1, 7, 11, 13, 21, 24, 49, 105)] == \
+        [1, 8, 12, 15, 24, 24, 50, 108]
+    assert fftconv.fft_grid(7, 6) == (8, 6)
+
+
+@pytest.mark.parametrize("shape, F, K", SHAPES)
+def test_fft_forward_and_backward_match_the_loops(backend, shape, F, K):
+    b64 = backend.with_dtype(np.float64)
+    rng = np.random.default_rng(0)
+    x, W, b = (rng.standard_normal(shape), rng.standard_normal((F, shape[1], K, K)),
+               rng.standard_normal(F))
+    y, cache = fftconv.conv2d_fft_forward(b64.xp, b64.asarray(x), b64.asarray(W), b64.asarray(b))
+    err = rel_err(host(b64, y), conv2d_forward_loop(x, W, b))
+    assert err < 1e-12, f"fft conv y rel error {err:.2e}"
+    dy = rng.standard_normal(y.shape)
+    got = fftconv.conv2d_fft_backward(b64.xp, b64.asarray(dy), cache, b64.asarray(W))
+    for name, g, r in zip(("dx", "dW", "db"), got, conv2d_backward_loop(dy, x, W)):
+        assert g.shape == r.shape, f"{name} shape {g.shape}, want {r.shape}"
+        err = rel_err(host(b64, g), r)
+        assert err < 1e-12, f"fft conv {name} rel error {err:.2e}"
+
+
+@pytest.mark.parametrize("shape, F, K", SHAPES)
+def test_fft_and_im2col_agree_in_float32(backend, shape, F, K):
+    rng = np.random.default_rng(1)
+    x, W, b = (backend.asarray(rng.standard_normal(shape)),
+               backend.asarray(rng.standard_normal((F, shape[1], K, K))),
+               backend.asarray(rng.standard_normal(F)))
+    y1, c1 = ops.conv2d_forward(backend.xp, x, W, b)
+    y2, c2 = fftconv.conv2d_fft_forward(backend.xp, x, W, b)
+    assert y2.dtype == y1.dtype == np.float32, f"fft conv y dtype {y2.dtype}"
+    assert rel_err(host(backend, y2), host(backend, y1)) < 1e-5, "fft y vs im2col y"
+    dy = backend.asarray(rng.standard_normal(y1.shape))
+    g1 = ops.conv2d_backward(backend.xp, dy, c1, W)
+    g2 = fftconv.conv2d_fft_backward(backend.xp, dy, c2, W)
+    for name, a, r in zip(("dx", "dW", "db"), g2, g1):
+        assert a.dtype == np.float32, f"fft {name} dtype {a.dtype}"
+        err = rel_err(host(backend, a), host(backend, r))
+        assert err < 1e-5, f"fft {name} vs im2col rel error {err:.2e}"
+
+
+def test_fft_backward_leaves_dy_alone(backend):
+    rng = np.random.default_rng(2)
+    x = backend.asarray(rng.standard_normal((2, 2, 6, 6)))
+    W, b = backend.asarray(rng.standard_normal((3, 2, 3, 3))), backend.asarray(np.zeros(3))
+    y, cache = fftconv.conv2d_fft_forward(backend.xp, x, W, b)
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    before = host(backend, dy)
+    fftconv.conv2d_fft_backward(backend.xp, dy, cache, W)
+    np.testing.assert_array_equal(host(backend, dy), before)
+
+
+@pytest.mark.parametrize("shape, F, K", SHAPES)
+def test_fft_layer_passes_finite_differences(backend, shape, F, K):
+    b64 = backend.with_dtype(np.float64)
+    rng = np.random.default_rng(3)
+    layer = Conv2D(shape[1], F, K, backend=b64, rng=rng, method="fft")
+    results = check_layer(layer, (b64.asarray(rng.standard_normal(shape)),),
+                          name="Conv2D fft", rng=rng, to_numpy=b64.to_numpy)
+    assert layer.fft, "method='fft' did not take the FFT path"
+    for r in results:
+        assert r.passed, f"Conv2D fft {r.tensor} rel error {r.rel_error:.2e}"
+
+
+def test_a_wrong_fft_backward_fails_the_check(backend, monkeypatch):
+    # dx = conv(dy, w) needs the weight spectrum itself; given its conjugate (the forward's
+    # correlation), backward computes another op's gradient, and the check must say so.
+    b64 = backend.with_dtype(np.float64)
+    rng = np.random.default_rng(4)
+    layer = Conv2D(2, 3, 3, backend=b64, rng=rng, method="fft")
+    real_backward = fftconv.conv2d_fft_backward
+
+    def wrong(xp, dy, cache, W):
+        Xs, Ws, shape, grid = cache
+        return real_backward(xp, dy, (Xs, xp.conj(Ws), shape, grid), W)
+
+    monkeypatch.setattr(fftconv, "conv2d_fft_backward", wrong)
+    results = check_layer(layer, (b64.asarray(rng.standard_normal((2, 2, 7, 7))),),
+                          rng=rng, to_numpy=b64.to_numpy)
+    verdict = {r.tensor: r.passed for r in results}
+    assert not verdict["dx"], "a dx through the unconjugated weight spectrum passed"
+    assert verdict["dW"] and verdict["db"], "dW and db do not use the weight spectrum"
+
+
+def preset_convs(name):
+    """(C, F, K, Hi) of each conv of a preset."""
+    cfg, C, size, rows = PRESETS[name], 1, PRESETS[name]["image_size"], []
+    for (F, K), out in zip(cfg["conv"], encoder_shapes(cfg)):
+        rows.append((C, F, K, size))
+        C, size = F, out
+    return rows
+
+
+def test_auto_keeps_the_tiny_preset_on_im2col_at_any_batch():
+    # tests/test_golden.py pins tiny runs bit for bit: they must stay on im2col
+    for N in (1, 4, 12, 64, 256, 4096):
+        for C, F, K, H in preset_convs("tiny"):
+            assert not use_fft(N, C, F, K, H, H), f"tiny conv C={C} K={K} on FFT at N={N}"
+
+
+def test_auto_picks_by_size():
+    assert use_fft(64, 64, 128, 7, 48, 48), "koch conv2 should take the FFT"
+    assert not use_fft(64, 64, 128, 3, 4, 4), "a 3x3 kernel on a 4x4 map should not"
+
+
+def test_layer_follows_method(backend):
+    rng = np.random.default_rng(5)
+    x = backend.asarray(rng.standard_normal((2, 3, 9, 9)))
+    for method, fft in (("im2col", False), ("fft", True), ("auto", use_fft(2, 3, 4, 3, 9, 9))):
+        layer = Conv2D(3, 4, 3, backend=backend, rng=np.random.default_rng(0), method=method)
+        layer.forward(x)
+        assert layer.fft == fft, f"method {method!r} took fft={layer.fft}"
+    with pytest.raises(ValueError, match="unknown conv method 'winograd'"):
+        Conv2D(3, 4, 3, backend=backend, rng=rng, method="winograd")
