@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from cli_helpers import SCRIPTS, load_script
 
@@ -70,3 +71,39 @@ def test_conv_anatomy_prints_every_part():
     assert proc.returncode == 0, proc.stderr[-2000:]
     for part in ("conv2d_forward", "conv2d_backward", "GEMM, preallocated out", "im2col alone"):
         assert part in proc.stdout, f"{part!r} missing from:\n{proc.stdout}"
+
+
+def test_group_step_row_json_from_the_command_line():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--preset", "tiny", "--step", "group", "--json",
+         "--no-torch", "--warmup", "0", "--steps", "1", "--threads", "1"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"bench.py --step group failed: {proc.stderr[-2000:]}"
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (row["step"], row["images"], row["pairs"]) == ("group", 64, 2016), row
+    assert row["images_per_s"] > 0, f"group step throughput {row['images_per_s']}"
+    assert row["torch_images_per_s"] is None and row["ratio"] is None, "--no-torch ran torch"
+    assert row["conv_paths"] == {"conv1": "im2col", "conv2": "im2col", "conv3": "im2col"}
+
+
+def test_group_batch_holds_the_loaders_pairs(bench):
+    from tinysiamese.groups import pairs_within
+    from tinysiamese.model import preset_config
+
+    (x, first, second, same, weight), w = bench.group_batch(preset_config("small"))
+    layout = np.repeat(np.arange(16), 4)  # 4 alphabets x 4 characters, 4 drawings each
+    for got, want in zip((first, second, same, weight), pairs_within(layout, 0.5, layout // 4)):
+        np.testing.assert_array_equal(got, want)
+    assert x.shape == (64, 1, 52, 52) and w == 0.3, (x.shape, w)
+
+
+def test_torch_group_step_computes_the_same_loss(bench):
+    # the PyTorch twin must be the same step: same loss from the same weights and batch
+    pytest.importorskip("torch")
+    be, cfg, model, opt = bench.tinysiamese_setup("tiny", "numpy")
+    batch, w = bench.group_batch(cfg)
+    steps = bench.torch_group_steps(model, cfg, batch, w, threads=1, device="cpu")
+    ours = float(bench.tinysiamese_group_step(be, model, opt, cfg, batch, w)())
+    for name, (_, loss_fn) in steps.items():
+        theirs = float(loss_fn().detach())
+        assert abs(theirs - ours) < 1e-5 * abs(ours), f"{name} loss {theirs} vs {ours}"

@@ -26,7 +26,7 @@ from .backend import array_module
 
 INITS = ("paper", "fan_in")
 CONV_METHODS = ("auto", "im2col", "fft")
-FFT_COST = 25.0  # measured, see use_fft
+FFT_COST, FFT_CALL = 12.0, 25_000.0  # measured, see use_fft
 
 
 def init_weight(rng: np.random.Generator, shape, fan_in: int, paper_std: float, init: str):
@@ -48,19 +48,24 @@ def init_bias(rng: np.random.Generator, shape, init: str):
 def use_fft(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> bool:
     """Whether ``method="auto"`` takes the FFT path: x (N, C, Hi, Wi), W (F, C, K, K).
 
-    A cost model of forward + backward in multiply-adds, with one measured constant:
-      im2col: 3 N C F K² Ho Wo                (three real GEMMs: y, dW, dx)
-      FFT:    3 N 4 C F Q                     (three complex products, Q frequencies)
-            + FFT_COST (2 N (C + F) + 2 C F) G log2 G   (the transforms, G = G1 G2)
-    FFT_COST, the cost of one FFT "butterfly" in GEMM multiply-adds, was fitted to
-    ``scripts/conv_crossover.py`` (docs/benchmarks.md, "FFT convolution"). The tiny
-    preset's convs (5 x 5 and 3 x 3 on 28 px and less) stay on im2col, whatever N.
+    A cost model of forward + backward, in the multiply-adds of a real GEMM:
+      im2col: 3 N C F K² Ho Wo          three real products (y, dW, dx)
+      FFT:    3 N C F Q · 4             three complex products, Q = G1 (G2 // 2 + 1)
+            + T (FFT_COST G log2 G + FFT_CALL)   T = 2 N (C + F) + 2 C F transforms
+    on the grid G = G1 G2 (``fftconv.fft_grid``). The two constants were fitted to
+    ``scripts/conv_crossover.py`` at one BLAS thread (docs/benchmarks.md, "FFT
+    convolution"): they put every conv of small and koch on the faster path of that run
+    (small conv2, koch conv2 and conv3 on the FFT, the rest on im2col). Many
+    small transforms are what the FFT path pays for (FFT_CALL), so a one-channel input
+    (conv1) or a map of a few pixels stays on im2col; so do the tiny preset's convs at
+    any N, which tests/test_golden.py pins bit for bit.
     """
     Ho, Wo = Hi - K + 1, Wi - K + 1
     G1, G2 = fftconv.fft_grid(Hi, Wi)
     G, Q = G1 * G2, G1 * (G2 // 2 + 1)
     direct = 3 * N * C * F * K * K * Ho * Wo
-    spectral = 12 * N * C * F * Q + FFT_COST * (2 * N * (C + F) + 2 * C * F) * G * math.log2(G)
+    transforms = 2 * N * (C + F) + 2 * C * F
+    spectral = 12 * N * C * F * Q + transforms * (FFT_COST * G * math.log2(G) + FFT_CALL)
     return spectral < direct
 
 
