@@ -72,7 +72,7 @@ def test_forward_shapes(backend, name, n_params, features):
 
 def test_layer_names_and_order():
     model = SiameseNet(preset_config("tiny"), backend=get_backend(), rng=np.random.default_rng(0))
-    assert [n for n, _ in model.encoder] == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2",
+    assert [n for n, _ in model.encoder] == ["conv1", "pool1", "relu1", "conv2", "pool2", "relu2",
                                              "conv3", "relu3", "flatten", "dense1", "sigmoid1"]
     assert list(model.params()) == ["conv1.W", "conv1.b", "conv2.W", "conv2.b", "conv3.W",
                                     "conv3.b", "dense1.W", "dense1.b", "join.alpha", "join.b"]

@@ -1,7 +1,7 @@
 """The siamese network: one convolutional encoder shared by two twins, joined by weighted L1.
 
     x1 ─┐                                      ┌─ h1 ─┐
-        ├─ encoder(conv-relu-pool ... dense-sigmoid) ┤      ├─ WeightedL1 ─ z ─ Sigmoid ─ p
+        ├─ encoder(conv-pool-relu ... dense-sigmoid) ┤      ├─ WeightedL1 ─ z ─ Sigmoid ─ p
     x2 ─┘                                      └─ h2 ─┘
 
 Both twins run as *one* encoder call on the two inputs stacked along the batch axis, so
@@ -128,9 +128,12 @@ class SiameseNet:
         sizes = encoder_shapes(cfg)
         for i, (F, K) in enumerate(cfg["conv"], start=1):
             layers.append((f"conv{i}", Conv2D(C, F, K, backend=backend, rng=rng, init=init)))
-            layers.append((f"relu{i}", ReLU(backend=backend)))
+            # Max-pool and ReLU commute exactly, max(max(a, 0), max(b, 0)) = max(max(a, b), 0),
+            # so the pool goes first and the ReLU runs on a quarter of the values. Gradients
+            # are the same bit for bit: a window whose max is <= 0 gets none either way.
             if i < len(cfg["conv"]):
                 layers.append((f"pool{i}", MaxPool2D(2, backend=backend)))
+            layers.append((f"relu{i}", ReLU(backend=backend)))
             C = F
         features = C * sizes[-1] ** 2
         layers += [("flatten", Flatten()),

@@ -85,39 +85,52 @@ def maxpool_forward(xp, x, size=2):
     x: (N, C, Hi, Wi) -> y: (N, C, Ho, Wo), Ho = Hi // size (odd edges are dropped).
     The max is taken over the size*size strided slices x[..., i::s, j::s], one
     elementwise maximum per window offset (no copy of the windows is made).
-    cache: (x, y).
+    cache: (arg, x.shape, channel_major): arg (N, C, Ho, Wo) uint8, the offset i*size + j
+    of each window's arg-max, the first in row-major order on ties. It is a quarter of y's
+    bytes at float32 and size 2, so the input itself need not be kept for backward.
     """
     Ho, Wo = x.shape[2] // size, x.shape[3] // size
-    y = None
-    for i in range(size):
-        for j in range(size):
-            xs = x[:, :, i : i + Ho * size : size, j : j + Wo * size : size]
-            y = xs.copy(order="K") if y is None else xp.maximum(y, xs, out=y)
-    return y, (x, y)
+    slices = [x[:, :, i : i + Ho * size : size, j : j + Wo * size : size]
+              for i in range(size) for j in range(size)]
+    y = slices[0].copy(order="K")
+    arg = xp.zeros(y.shape, dtype=xp.uint8)
+    greater = xp.empty(y.shape, dtype=bool)
+    for k, xs in enumerate(slices[1:], start=1):
+        # Only a strictly greater value moves the arg-max, so on ties the first one stays;
+        # k grows, so "arg = k where greater" is max(arg, k * greater) (no masked write).
+        xp.greater(xs, y, out=greater)
+        xp.maximum(arg, greater.view(xp.uint8) * xp.uint8(k), out=arg)
+        xp.maximum(y, xs, out=y)
+    return y, (arg, x.shape, _channel_major(x))
+
+
+def _channel_major(x) -> bool:
+    """True when x (N, C, H, W) is a view of (C, N, H, W) memory (a conv's output)."""
+    return x.ndim == 4 and x.shape[0] > 1 and x.strides[1] > x.strides[0]
 
 
 def maxpool_backward(xp, dy, cache, size=2):
     """dy: (N, C, Ho, Wo) -> dx: (N, C, Hi, Wi).
 
-    Each window's gradient goes to its one arg-max element, the first in row-major order
-    on ties (``free`` marks the windows still unassigned); every other element and the
-    dropped odd edge get 0. Each window offset writes its strided slice of dx once, in
-    place, so no zero-filled dx and no temporary the size of dy are made.
+    Each window's gradient goes to its one arg-max element (``arg``, the first in
+    row-major order on ties); every other element and the dropped odd edge get 0. Each
+    window offset k writes its strided slice of dx once, dy * (arg == k), in place, so no
+    zero-filled dx and no temporary the size of dx are made. dx has the memory layout
+    the input had (channel-major after a conv), so conv backward reads it without a copy.
     """
-    x, y = cache
-    Ho, Wo = y.shape[2], y.shape[3]
-    dx = xp.empty_like(x)  # same memory layout as x (channel-major after a conv)
+    arg, (N, C, Hi, Wi), channel_major = cache
+    Ho, Wo = arg.shape[2], arg.shape[3]
+    if channel_major:
+        dx = xp.empty((C, N, Hi, Wi), dtype=dy.dtype).transpose(1, 0, 2, 3)
+    else:
+        dx = xp.empty((N, C, Hi, Wi), dtype=dy.dtype)
     dx[:, :, Ho * size :] = 0  # the odd edges that no window covers
     dx[:, :, :, Wo * size :] = 0
-    free = xp.ones(y.shape, dtype=bool)
     for i in range(size):
         for j in range(size):
             window = (slice(None), slice(None), slice(i, i + Ho * size, size),
                       slice(j, j + Wo * size, size))
-            hit = x[window] == y
-            hit &= free  # only the first arg-max of a window
-            free ^= hit  # hit is inside free, so this clears the windows just assigned
-            xp.multiply(dy, hit, out=dx[window])
+            xp.multiply(dy, arg == i * size + j, out=dx[window])
     return dx
 
 
