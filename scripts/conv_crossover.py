@@ -14,6 +14,7 @@ Freed memory is kept, as `tinysiamese train` does.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -35,7 +36,7 @@ def preset_convs(name: str):
     return rows
 
 
-def time_pair(N, C, F, K, H, repeats):
+def time_pair(N, C, F, K, H, repeats, clock=time.perf_counter):
     """Median seconds of forward + backward, im2col and FFT, timed in turns."""
     rng = np.random.default_rng(0)
     x = rng.random((N, C, H, H), dtype=np.float32)
@@ -55,9 +56,9 @@ def time_pair(N, C, F, K, H, repeats):
     im2col(), fft()  # warm-up
     for _ in range(repeats):
         for name, fn in (("im2col", im2col), ("fft", fft)):
-            t = time.perf_counter()
+            t = clock()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(clock() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -66,6 +67,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sweep", action="store_true", help="a K x size grid at C = F = 64")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall time, or this process's CPU time (steadier on a busy machine; "
+                         "meaningful with OPENBLAS_NUM_THREADS=1)")
     args = ap.parse_args()
     keep_freed_memory()
     if args.sweep:
@@ -73,11 +77,13 @@ def main() -> None:
                 for H in (12, 24, 48) if H > K]
     else:
         rows = preset_convs("small") + preset_convs("koch")
-    print(f"{args.images} images, forward + backward, median of {args.repeats} (ms)")
+    print(f"{args.images} images, forward + backward, median of {args.repeats} (ms, {args.clock} "
+          f"clock, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
     print(f"{'layer':<18}{'C':>5}{'F':>5}{'K':>4}{'Hi':>5}{'im2col':>9}{'fft':>9}"
           f"{'fft/im2col':>11}  auto")
     for label, C, F, K, H in rows:
-        t = time_pair(args.images, C, F, K, H, args.repeats)
+        t = time_pair(args.images, C, F, K, H, args.repeats,
+                      time.process_time if args.clock == "cpu" else time.perf_counter)
         pick = "fft" if use_fft(args.images, C, F, K, H, H) else "im2col"
         print(f"{label:<18}{C:>5}{F:>5}{K:>4}{H:>5}{1e3 * t['im2col']:>9.1f}"
               f"{1e3 * t['fft']:>9.1f}{t['fft'] / t['im2col']:>11.2f}  {pick}", flush=True)

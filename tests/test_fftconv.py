@@ -10,17 +10,16 @@ from tinysiamese.layers import Conv2D, use_fft
 from tinysiamese.model import PRESETS, encoder_shapes
 
 SHAPES = [((2, 3, 7, 6), 4, 3), ((1, 1, 5, 5), 2, 5), ((3, 2, 9, 8), 3, 4),
-          ((2, 3, 11, 13), 5, 7)]  # odd sizes, non-square, 1x1 output, grids past the input
+          ((2, 3, 11, 13), 5, 7)]  # odd and even sizes, non-square, a 1x1 output
 
 
 def host(backend, a):
     return backend.to_numpy(a).astype(np.float64)
 
 
-def test_fast_size_has_only_factors_2_3_5():
-    assert [fftconv.fast_size(n) for n in (1, 7, 11, 13, 21, 24, 49, 105)] == \
-        [1, 8, 12, 15, 24, 24, 50, 108]
-    assert fftconv.fft_grid(7, 6) == (8, 6)
+def complex_rel_err(a, b):
+    """rel_err over the real and the imaginary parts together."""
+    return rel_err(np.stack([a.real, a.imag]), np.stack([b.real, b.imag]))
 
 
 @pytest.mark.parametrize("shape, F, K", SHAPES)
@@ -132,3 +131,30 @@ def test_layer_follows_method(backend):
         assert layer.fft == fft, f"method {method!r} took fft={layer.fft}"
     with pytest.raises(ValueError, match="unknown conv method 'winograd'"):
         Conv2D(3, 4, 3, backend=backend, rng=rng, method="winograd")
+
+
+@pytest.mark.parametrize("h, w, grid", [(5, 5, (5, 5)), (7, 6, (8, 6)), (3, 4, (9, 10)),
+                                         (11, 13, (12, 15))])
+def test_dft_matrices_are_rfft2_and_irfft2(backend, h, w, grid):
+    # the transforms are matrix products; xp.fft is their reference: padding and cut,
+    # odd and even grids (the Nyquist bin), float64 and float32
+    xp = backend.xp
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((2, 3, h, w))
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        got = fftconv._spectrum(xp, backend.asarray(a, dtype), grid)  # (Q, 2, 3)
+        want = np.fft.rfft2(a, s=grid).reshape(2, 3, -1).transpose(2, 0, 1)
+        assert got.dtype == np.result_type(dtype, np.complex64), f"spectrum dtype {got.dtype}"
+        err = complex_rel_err(backend.to_numpy(got), want)
+        assert err < tol, f"spectrum vs rfft2 rel error {err:.2e} ({dtype.__name__})"
+        back = fftconv._signal(xp, got, grid, h, w, dtype)  # the inverse, cut to (h, w)
+        assert back.dtype == dtype and back.shape == (2, 3, h, w), (back.dtype, back.shape)
+        err = rel_err(backend.to_numpy(back), a)
+        assert err < tol, f"signal of the spectrum rel error {err:.2e} ({dtype.__name__})"
+    spec = rng.standard_normal(want.shape) + 1j * rng.standard_normal(want.shape)
+    spec = spec.transpose(1, 2, 0).reshape(2, 3, grid[0], grid[1] // 2 + 1)
+    want = np.fft.irfft2(spec, s=grid)[:, :, :h, :w]  # drops Im of the DC and Nyquist bins
+    got = fftconv._signal(xp, backend.asarray(spec.reshape(2, 3, -1).transpose(2, 0, 1),
+                                               np.complex128), grid, h, w, np.float64)
+    err = rel_err(backend.to_numpy(got), want)
+    assert err < 1e-12, f"signal vs irfft2 on any spectrum, rel error {err:.2e}"

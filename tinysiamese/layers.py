@@ -17,8 +17,6 @@ Initialisation (``init``):
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import fftconv, ops
@@ -26,7 +24,7 @@ from .backend import array_module
 
 INITS = ("paper", "fan_in")
 CONV_METHODS = ("auto", "im2col", "fft")
-FFT_COST, FFT_CALL = 12.0, 25_000.0  # measured, see use_fft
+FFT_COST = 1.5  # measured, see use_fft
 
 
 def init_weight(rng: np.random.Generator, shape, fan_in: int, paper_std: float, init: str):
@@ -46,27 +44,25 @@ def init_bias(rng: np.random.Generator, shape, init: str):
 
 
 def use_fft(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> bool:
-    """Whether ``method="auto"`` takes the FFT path: x (N, C, Hi, Wi), W (F, C, K, K).
+    """Whether ``method="auto"`` takes the Fourier path: x (N, C, Hi, Wi), W (F, C, K, K).
 
-    A cost model of forward + backward, in the multiply-adds of a real GEMM:
-      im2col: 3 N C F K² Ho Wo          three real products (y, dW, dx)
-      FFT:    3 N C F Q · 4             three complex products, Q = G1 (G2 // 2 + 1)
-            + T (FFT_COST G log2 G + FFT_CALL)   T = 2 N (C + F) + 2 C F transforms
-    on the grid G = G1 G2 (``fftconv.fft_grid``). The two constants were fitted to
-    ``scripts/conv_crossover.py`` at one BLAS thread (docs/benchmarks.md, "FFT
-    convolution"): they put every conv of small and koch on the faster path of that run
-    (small conv2, koch conv2 and conv3 on the FFT, the rest on im2col). Many
-    small transforms are what the FFT path pays for (FFT_CALL), so a one-channel input
-    (conv1) or a map of a few pixels stays on im2col; so do the tiny preset's convs at
-    any N, which tests/test_golden.py pins bit for bit.
+    A count of the multiply-adds of forward + backward on each path:
+      im2col:  3 N C F K² Ho Wo        three real GEMMs (y, dW, dx)
+      Fourier: 3 N C F Q · 4           three complex products, Q = Hi (Wi // 2 + 1)
+             + the DFTs by matrices    of x, W, y, dy, dx and dW (``fftconv.dft_madds``)
+    and the Fourier path when FFT_COST times its count is the smaller. FFT_COST = 1.5,
+    what a Fourier multiply-add costs in GEMM ones (small complex products, transposes),
+    was fitted to ``scripts/conv_crossover.py`` (docs/benchmarks.md, "FFT convolution"):
+    with it the rule picks the faster path for all eight convs of small and koch in that
+    run (conv1, with one input channel, and small's conv4 on 4 x 4 maps stay on im2col).
+    The tiny preset's convs stay on im2col at any N (by a factor of 2 or more), which
+    tests/test_golden.py needs: it pins tiny runs bit for bit.
     """
     Ho, Wo = Hi - K + 1, Wi - K + 1
-    G1, G2 = fftconv.fft_grid(Hi, Wi)
-    G, Q = G1 * G2, G1 * (G2 // 2 + 1)
     direct = 3 * N * C * F * K * K * Ho * Wo
-    transforms = 2 * N * (C + F) + 2 * C * F
-    spectral = 12 * N * C * F * Q + transforms * (FFT_COST * G * math.log2(G) + FFT_CALL)
-    return spectral < direct
+    Q = Hi * (Wi // 2 + 1)
+    spectral = 12 * N * C * F * Q + fftconv.dft_madds(N, C, F, K, Hi, Wi)
+    return FFT_COST * spectral < direct
 
 
 class Conv2D:
