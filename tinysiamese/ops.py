@@ -90,6 +90,8 @@ def maxpool_forward(xp, x, size=2):
     bytes at float32 and size 2, so the input itself need not be kept for backward.
     """
     Ho, Wo = x.shape[2] // size, x.shape[3] // size
+    if size == 2:
+        return _maxpool2_forward(xp, x, Ho, Wo)
     slices = [x[:, :, i : i + Ho * size : size, j : j + Wo * size : size]
               for i in range(size) for j in range(size)]
     y = slices[0].copy(order="K")
@@ -102,6 +104,24 @@ def maxpool_forward(xp, x, size=2):
         xp.maximum(arg, greater.view(xp.uint8) * xp.uint8(k), out=arg)
         xp.maximum(y, xs, out=y)
     return y, (arg, x.shape, _channel_major(x))
+
+
+def _maxpool2_forward(xp, x, Ho, Wo):
+    """maxpool_forward for 2 x 2 windows, as a tree: the max of each horizontal pair (one
+    pass over x), then of each vertical pair of those (a pass over half of it), instead of
+    four passes over strided quarters. Strict comparisons keep the first arg-max in
+    row-major order: the left of a pair on ties, then the upper row (offset 2i + j)."""
+    shape, channel_major = x.shape, _channel_major(x)
+    x = x[:, :, : 2 * Ho, : 2 * Wo]  # (N, C, 2Ho, 2Wo): the odd edges dropped
+    left, right = x[..., 0::2], x[..., 1::2]  # (N, C, 2Ho, Wo) each
+    h = xp.maximum(left, right)  # the max of each horizontal pair
+    j = right > left  # which of the pair holds it: 1 only if strictly greater
+    top, bottom = h[:, :, 0::2], h[:, :, 1::2]  # (N, C, Ho, Wo) each
+    y = xp.maximum(top, bottom)
+    i = bottom > top
+    arg = xp.where(i, j[:, :, 1::2], j[:, :, 0::2]).view(xp.uint8)  # j of the winning row
+    arg += i.view(xp.uint8) * xp.uint8(2)
+    return y, (arg, shape, channel_major)
 
 
 def _channel_major(x) -> bool:
