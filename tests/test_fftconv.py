@@ -89,9 +89,9 @@ def test_a_wrong_fft_backward_fails_the_check(backend, monkeypatch):
     layer = Conv2D(2, 3, 3, backend=b64, rng=rng, method="fft")
     real_backward = fftconv.conv2d_fft_backward
 
-    def wrong(xp, dy, cache, W):
+    def wrong(xp, dy, cache, W, need_dx=True):
         Xs, Ws, shape, grid = cache
-        return real_backward(xp, dy, (Xs, xp.conj(Ws), shape, grid), W)
+        return real_backward(xp, dy, (Xs, xp.conj(Ws), shape, grid), W, need_dx)
 
     monkeypatch.setattr(fftconv, "conv2d_fft_backward", wrong)
     results = check_layer(layer, (b64.asarray(rng.standard_normal((2, 2, 7, 7))),),
@@ -158,3 +158,29 @@ def test_dft_matrices_are_rfft2_and_irfft2(backend, h, w, grid):
                                                np.complex128), grid, h, w, np.float64)
     err = rel_err(backend.to_numpy(got), want)
     assert err < 1e-12, f"signal vs irfft2 on any spectrum, rel error {err:.2e}"
+
+
+@pytest.mark.parametrize("method", ["im2col", "fft"])
+def test_a_first_layer_skips_dx_and_keeps_dw_db(backend, method):
+    # conv1 of the model: input_grad=False returns no dx, and dW, db bit for bit as with it
+    rng = np.random.default_rng(8)
+    x = backend.asarray(rng.standard_normal((3, 2, 9, 8)))
+    dy = backend.asarray(rng.standard_normal((3, 4, 7, 6)))
+    grads = {}
+    for input_grad in (True, False):
+        conv = Conv2D(2, 4, 3, backend=backend, rng=np.random.default_rng(0), method=method,
+                      input_grad=input_grad)
+        conv.forward(x)
+        dx = conv.backward(dy)
+        assert (dx is None) == (not input_grad), f"input_grad={input_grad} gave dx {type(dx)}"
+        grads[input_grad] = {k: host(backend, v) for k, v in conv.grads.items()}
+    for k in ("W", "b"):
+        np.testing.assert_array_equal(grads[False][k], grads[True][k], f"d{k} without dx")
+
+
+def test_the_model_asks_no_image_gradient_of_conv1(backend):
+    from tinysiamese.model import SiameseNet, preset_config
+
+    model = SiameseNet(preset_config("tiny"), backend=backend, rng=np.random.default_rng(0))
+    convs = [(n, l.input_grad) for n, l in model.encoder if isinstance(l, Conv2D)]
+    assert convs == [("conv1", False), ("conv2", True), ("conv3", True)], convs

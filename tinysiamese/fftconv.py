@@ -134,7 +134,7 @@ def conv2d_fft_forward(xp, x, W, b):
     return yt.transpose(1, 0, 2, 3), (Xs, Ws, x.shape, grid)
 
 
-def conv2d_fft_backward(xp, dy, cache, W):
+def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
     """dy: (N, F, Ho, Wo) -> dx: (N, C, Hi, Wi), dW: (F, C, K, K), db: (F,).
 
     dy is zero-padded onto the same grid (``rfft2(s=grid)`` pads), so its spectrum dYs is
@@ -143,7 +143,8 @@ def conv2d_fft_backward(xp, dy, cache, W):
       dx = conv(dy, w):  dXs[c, n] = sum_f W^[c, f]ᵀ dYs[f, n]   (Q, C, F) @ (Q, F, N)
       dw = corr(dy, x):  dWs[f, c] = sum_n conj(dYs[f, n]) X^[c, n] = conj(dYs @ conj(Xs)ᵀ)
     then irfft2 and the cut: dx to (Hi, Wi) (no index wraps, the pad of w is zero there)
-    and dW to (K, K). db[f] = sum of dy[:, f] over (N, Ho, Wo).
+    and dW to (K, K). db[f] = sum of dy[:, f] over (N, Ho, Wo). need_dx=False: dx = None,
+    as in ``ops.conv2d_backward``.
     """
     Xs, Ws, (N, C, Hi, Wi), grid = cache
     F, _, K, _ = W.shape
@@ -151,8 +152,9 @@ def conv2d_fft_backward(xp, dy, cache, W):
     db = dyt.sum(axis=(1, 2, 3))
     dYs = _spectrum(xp, dyt, grid)  # (Q, F, N)
     Wt = xp.conj(Ws).transpose(0, 2, 1)  # (Q, C, F): W^ itself, transposed
-    dxt = _signal(xp, xp.matmul(Wt, dYs), grid, Hi, Wi, dy.dtype)  # (C, N, Hi, Wi)
+    dxt = _signal(xp, xp.matmul(Wt, dYs), grid, Hi, Wi, dy.dtype) if need_dx else None
     # conj(dYs) @ Xsᵀ, per frequency (F, N) @ (N, C), written as one conj of a product
     dWs = xp.conj(xp.matmul(dYs, xp.conj(Xs).transpose(0, 2, 1)))  # (Q, F, C)
     dW = _signal(xp, dWs, grid, K, K, W.dtype)  # (F, C, K, K)
-    return dxt.transpose(1, 0, 2, 3), dW, db  # dx: channel-major, like the im2col path
+    dx = dxt.transpose(1, 0, 2, 3) if need_dx else None  # channel-major, like im2col's
+    return dx, dW, db

@@ -77,16 +77,18 @@ class Conv2D:
     it is faster, decided at each forward from the input's size.
     ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit
     (default: the backend's ``im2col_bytes``, small on a CPU, large on a GPU).
+    ``input_grad=False`` (a first layer, whose input is the data): backward returns None
+    instead of dx and skips its cost; dW and db are the same.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, backend, rng,
-                 init="paper", max_cols_bytes=None, method="auto"):
+                 init="paper", max_cols_bytes=None, method="auto", input_grad=True):
         C, F, K = in_channels, out_channels, kernel_size
         if method not in CONV_METHODS:
             raise ValueError(f"unknown conv method {method!r}: choose one of "
                              f"{', '.join(CONV_METHODS)}")
         self.xp = backend.xp
-        self.method = method
+        self.method, self.input_grad = method, input_grad
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
         self.params = {
             "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
@@ -108,7 +110,7 @@ class Conv2D:
     def backward(self, dy):
         backward = fftconv.conv2d_fft_backward if self.fft else ops.conv2d_backward
         dx, self.grads["W"][...], self.grads["b"][...] = backward(
-            self.xp, dy, self.cache, self.params["W"])
+            self.xp, dy, self.cache, self.params["W"], self.input_grad)
         return dx
 
 

@@ -127,7 +127,9 @@ class SiameseNet:
         init, C, layers = cfg["init"], 1, []
         sizes = encoder_shapes(cfg)
         for i, (F, K) in enumerate(cfg["conv"], start=1):
-            layers.append((f"conv{i}", Conv2D(C, F, K, backend=backend, rng=rng, init=init)))
+            # conv1's input is the images: nothing needs their gradient (input_grad=False)
+            layers.append((f"conv{i}", Conv2D(C, F, K, backend=backend, rng=rng, init=init,
+                                              input_grad=i > 1)))
             # Max-pool and ReLU commute exactly, max(max(a, 0), max(b, 0)) = max(max(a, b), 0),
             # so the pool goes first and the ReLU runs on a quarter of the values. Gradients
             # are the same bit for bit: a window whose max is <= 0 gets none either way.
@@ -188,7 +190,10 @@ class SiameseNet:
         return self._encoder_backward(dh)
 
     def _encoder_backward(self, dh):
-        """dh: (M, dense), the gradient at the encoder's output -> the gradient at its input."""
+        """dh: (M, dense), the gradient at the encoder's output -> fills every layer's grads.
+
+        Returns None: conv1 computes no gradient for the images (``input_grad=False``).
+        """
         for _, layer in reversed(self.encoder):
             dh = layer.backward(dh)
         return dh

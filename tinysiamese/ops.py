@@ -236,12 +236,14 @@ def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20):
     return yt.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3), (x, max_cols_bytes)
 
 
-def conv2d_backward(xp, dy, cache, W):
+def conv2d_backward(xp, dy, cache, W, need_dx=True):
     """dy: (N, F, Ho, Wo) -> dx: (N, C, Hi, Wi), dW: (F, C, K, K), db: (F,).
 
     With Y = W2 · cols:  dW2 = dY · colsᵀ (each filter sees every patch),
     dcols = W2ᵀ · dY, and dx = col2im(dcols) (patches overlap, so their gradients add);
     db[f] = sum of dY[:, f] over (N, Ho, Wo), since b[f] is added at every output position.
+    need_dx=False skips dcols and col2im and returns dx = None: a first layer's input is
+    the data, whose gradient nothing needs (dW and db are the same either way).
     """
     x, max_cols_bytes = cache
     N, C, Hi, Wi = x.shape
@@ -251,9 +253,10 @@ def conv2d_backward(xp, dy, cache, W):
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
     db = dyt.sum(axis=(1, 2, 3))
     dW2 = xp.zeros_like(W2)
-    dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype)  # channel-major, like the forward output
+    dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype) if need_dx else None  # channel-major
     for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
         dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
         dW2 += dy2 @ im2col(xp, x[s:e], K).T
-        col2im_add(xp, W2.T @ dy2, dxt[:, s:e], K)
-    return dxt.transpose(1, 0, 2, 3), dW2.reshape(W.shape), db
+        if need_dx:
+            col2im_add(xp, W2.T @ dy2, dxt[:, s:e], K)
+    return (dxt.transpose(1, 0, 2, 3) if need_dx else None), dW2.reshape(W.shape), db
