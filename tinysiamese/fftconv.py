@@ -114,7 +114,7 @@ def _signal(xp, spec, grid, h, w, dtype):
 
 
 def conv2d_fft_forward(xp, x, W, b):
-    """Valid, stride-1 cross-correlation through the FFT, as ``ops.conv2d_forward``.
+    """Valid, stride-1 cross-correlation in the Fourier domain, as ``ops.conv2d_forward``.
 
     x: (N, C, Hi, Wi), W: (F, C, K, K), b: (F,) -> y: (N, F, Ho, Wo),
     y[n, f] = sum_{c,i,j} W[f, c, i, j] x[n, c, ho + i, wo + j] + b[f].
@@ -137,8 +137,8 @@ def conv2d_fft_forward(xp, x, W, b):
 def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
     """dy: (N, F, Ho, Wo) -> dx: (N, C, Hi, Wi), dW: (F, C, K, K), db: (F,).
 
-    dy is zero-padded onto the same grid (``rfft2(s=grid)`` pads), so its spectrum dYs is
-    that of a circular correlation's output whose wrapped-around entries got no gradient.
+    dy is zero-padded onto the same grid (``_spectrum`` pads), so its spectrum dYs is that
+    of a circular correlation's output whose wrapped-around entries got no gradient.
     The adjoint of y = corr(x, w) is a circular *convolution*, and the spectra give
       dx = conv(dy, w):  dXs[c, n] = sum_f W^[c, f]ᵀ dYs[f, n]   (Q, C, F) @ (Q, F, N)
       dw = corr(dy, x):  dWs[f, c] = sum_n conj(dYs[f, n]) X^[c, n] = conj(dYs @ conj(Xs)ᵀ)
