@@ -22,13 +22,16 @@ def complex_rel_err(a, b):
     return rel_err(np.stack([a.real, a.imag]), np.stack([b.real, b.imag]))
 
 
+@pytest.mark.parametrize("max_bytes", [1, fftconv.FFT_CHUNK_BYTES])  # 1: a sample a chunk
 @pytest.mark.parametrize("shape, F, K", SHAPES)
-def test_fft_forward_and_backward_match_the_loops(backend, shape, F, K):
+def test_fft_forward_and_backward_match_the_loops(backend, shape, F, K, max_bytes):
     b64 = backend.with_dtype(np.float64)
     rng = np.random.default_rng(0)
     x, W, b = (rng.standard_normal(shape), rng.standard_normal((F, shape[1], K, K)),
                rng.standard_normal(F))
-    y, cache = fftconv.conv2d_fft_forward(b64.xp, b64.asarray(x), b64.asarray(W), b64.asarray(b))
+    y, cache = fftconv.conv2d_fft_forward(b64.xp, b64.asarray(x), b64.asarray(W),
+                                          b64.asarray(b), max_bytes)
+    assert len(cache[0]) == (shape[0] if max_bytes == 1 else 1), "chunks of the batch"
     err = rel_err(host(b64, y), conv2d_forward_loop(x, W, b))
     assert err < 1e-12, f"fft conv y rel error {err:.2e}"
     dy = rng.standard_normal(y.shape)

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 
+FFT_CHUNK_BYTES = 256 * 2**20  # a chunk's spectra: big products, bounded memory
+
 
 def fft_grid(Hi: int, Wi: int) -> tuple[int, int]:
     """The (G1, G2) grid of the circular correlation: the input itself, the smallest on
@@ -113,25 +115,42 @@ def _signal(xp, spec, grid, h, w, dtype):
     return (real @ Dw).reshape(A, B, h, w)  # the inverse along the rows, real
 
 
-def conv2d_fft_forward(xp, x, W, b):
+def fft_chunks(x_shape, F: int, max_bytes: int, itemsize: int):
+    """Split the batch so that one chunk's spectra stay under ``max_bytes``: a list of
+    (start, stop) sample ranges. A sample's biggest transient is a spectrum of max(C, F)
+    channels and its transposed copy, 2 max(C, F) Hi (Wi // 2 + 1) complex values, so a
+    batch of any size (an evaluation's thousands of images) needs bounded memory."""
+    N, C, Hi, Wi = x_shape
+    per_sample = 2 * max(C, F) * Hi * (Wi // 2 + 1) * 2 * itemsize
+    step = max(1, min(N, int(max_bytes // per_sample)))
+    return [(s, min(s + step, N)) for s in range(0, N, step)]
+
+
+def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES):
     """Valid, stride-1 cross-correlation in the Fourier domain, as ``ops.conv2d_forward``.
 
     x: (N, C, Hi, Wi), W: (F, C, K, K), b: (F,) -> y: (N, F, Ho, Wo),
     y[n, f] = sum_{c,i,j} W[f, c, i, j] x[n, c, ho + i, wo + j] + b[f].
     Like the im2col path, y is an (N, F, Ho, Wo) view of channel-major (F, N, Ho, Wo)
-    memory. cache: (Xs, Ws, x.shape, grid) with the spectra Xs = rfft2(x): (Q, C, N) and
-    Ws = conj(rfft2(W)): (Q, F, C), which backward reuses instead of transforming again.
+    memory, and the batch is done in chunks (``fft_chunks``, under ``max_bytes``).
+    cache: (chunks, Ws, x.shape, grid, max_bytes): each chunk's (start, stop, Xs) with its
+    input spectrum Xs = rfft2(x[start:stop]): (Q, C, n), and Ws = conj(rfft2(W)):
+    (Q, F, C), which backward reuses instead of transforming again.
     """
     N, C, Hi, Wi = x.shape
     F, _, K, _ = W.shape
     Ho, Wo = Hi - K + 1, Wi - K + 1
     grid = fft_grid(Hi, Wi)
-    Xs = _spectrum(xp, x.transpose(1, 0, 2, 3), grid)  # (Q, C, N): channels as rows
     Ws = xp.conj(_spectrum(xp, W, grid))  # (Q, F, C): conj, since this is a correlation
-    Ys = xp.matmul(Ws, Xs)  # (Q, F, N): per frequency, the channel-mixing product
-    yt = _signal(xp, Ys, grid, Ho, Wo, x.dtype)  # (F, N, Ho, Wo), channel-major
+    yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)  # channel-major
+    chunks = []
+    for s, e in fft_chunks(x.shape, F, max_bytes, x.dtype.itemsize):
+        Xs = _spectrum(xp, x[s:e].transpose(1, 0, 2, 3), grid)  # (Q, C, n): channels as rows
+        Ys = xp.matmul(Ws, Xs)  # (Q, F, n): per frequency, the channel-mixing product
+        yt[:, s:e] = _signal(xp, Ys, grid, Ho, Wo, x.dtype)  # (F, n, Ho, Wo)
+        chunks.append((s, e, Xs))
     yt += b[:, None, None, None]
-    return yt.transpose(1, 0, 2, 3), (Xs, Ws, x.shape, grid)
+    return yt.transpose(1, 0, 2, 3), (chunks, Ws, x.shape, grid)
 
 
 def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
@@ -146,15 +165,20 @@ def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
     and dW to (K, K). db[f] = sum of dy[:, f] over (N, Ho, Wo). need_dx=False: dx = None,
     as in ``ops.conv2d_backward``.
     """
-    Xs, Ws, (N, C, Hi, Wi), grid = cache
+    chunks, Ws, (N, C, Hi, Wi), grid = cache
     F, _, K, _ = W.shape
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
     db = dyt.sum(axis=(1, 2, 3))
-    dYs = _spectrum(xp, dyt, grid)  # (Q, F, N)
     Wt = xp.conj(Ws).transpose(0, 2, 1)  # (Q, C, F): W^ itself, transposed
-    dxt = _signal(xp, xp.matmul(Wt, dYs), grid, Hi, Wi, dy.dtype) if need_dx else None
-    # conj(dYs) @ Xsᵀ, per frequency (F, N) @ (N, C), written as one conj of a product
-    dWs = xp.conj(xp.matmul(dYs, xp.conj(Xs).transpose(0, 2, 1)))  # (Q, F, C)
-    dW = _signal(xp, dWs, grid, K, K, W.dtype)  # (F, C, K, K)
+    dxt = xp.empty((C, N, Hi, Wi), dtype=dy.dtype) if need_dx else None  # channel-major
+    dWc = None  # sum over the chunks of dYs @ conj(Xs)ᵀ: (Q, F, C)
+    for s, e, Xs in chunks:
+        dYs = _spectrum(xp, dyt[:, s:e], grid)  # (Q, F, n)
+        if need_dx:
+            dxt[:, s:e] = _signal(xp, xp.matmul(Wt, dYs), grid, Hi, Wi, dy.dtype)
+        # conj(dYs) @ Xsᵀ, per frequency (F, n) @ (n, C), as the conj of one product
+        part = xp.matmul(dYs, xp.conj(Xs).transpose(0, 2, 1))
+        dWc = part if dWc is None else dWc + part
+    dW = _signal(xp, xp.conj(dWc), grid, K, K, W.dtype)  # (F, C, K, K)
     dx = dxt.transpose(1, 0, 2, 3) if need_dx else None  # channel-major, like im2col's
     return dx, dW, db
