@@ -13,11 +13,22 @@ For each row (preset, minibatch of pairs) it measures
     the same number of threads), NCHW and channels_last, and the ratio
     tinysiamese / PyTorch (NCHW).
 
+With ``--step group`` a row times the default preset's real training step instead
+(``train.group_step``): a group batch of 4 alphabets x 4 characters x 4 drawings (64
+images, ``groups.GroupLoader``) and all its 2,016 pairs (``groups.pairs_within``, the
+loader's own), weighted cross-entropy plus 0.3 x ``losses.one_shot_softmax``,
+``MomentumSGD.step`` and ``WeightAverage.update``, against the same step in PyTorch (same
+weights, same pairs, same losses, SGD with momentum and the same running average, same
+threads). It prints ``images_per_s``, ``torch_images_per_s`` and ``ratio``. Random images
+stand in for the drawings: the step's cost does not depend on them.
+
 Every row runs in its own child process, so that the peaks of different rows never mix::
 
     python scripts/bench.py                        # the full table: small, koch x 32, 128
     python scripts/bench.py --preset small --batch 32 --json     # one row, one JSON object
     python scripts/bench.py --preset small --batch 64 --layers   # + per-layer breakdown
+    python scripts/bench.py --preset small --step group --json   # the real training step
+    python scripts/bench.py --step group           # its table: small and koch, group batches
     python scripts/bench.py --backend cupy         # on a GPU (PyTorch on CUDA if present)
 
 PyTorch is only a reference: nothing in the tinysiamese package imports it.
@@ -25,6 +36,7 @@ PyTorch is only a reference: nothing in the tinysiamese package imports it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -36,6 +48,9 @@ import time
 from pathlib import Path
 
 ROWS = [("small", 32), ("small", 128), ("koch", 32), ("koch", 128)]
+GROUP_ROWS = ["small", "koch"]
+# A group batch when the preset trains on pairs: the small preset's own (docs/tuning.md).
+GROUP = {"alphabets": 4, "characters": 4, "drawers": 4, "one_shot_weight": 0.3}
 # (warm-up steps, timed steps): a koch step at batch 128 takes 10-20 s on 2 CPU cores.
 STEPS = {"koch": (1, 3), "small": (2, 5), "tiny": (1, 3)}
 
@@ -118,6 +133,7 @@ def peak_mb() -> float:
 # several, CPU time also counts the threads' spinning and is no throughput measure.
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCK["wall"]
+CONV_METHOD = "auto"  # --conv: the Conv2D path of every conv layer
 
 
 def make_batch(cfg, batch: int, seed: int = 1):
@@ -144,6 +160,9 @@ def tinysiamese_setup(preset: str, backend_name: str, seed: int = 0):
     be = get_backend(backend_name)
     cfg = PRESETS[preset]
     model = SiameseNet(cfg.network, backend=be, rng=np.random.default_rng(seed))
+    for _, layer in model.encoder:  # --conv: every Conv2D on one path, or auto
+        if hasattr(layer, "method"):
+            layer.method = CONV_METHOD
     layer_names = [n for n, _ in model.named_layers()]
     oc = cfg.optim
     opt = MomentumSGD(model.params(), model.grads(), make_groups(layer_names, oc),
@@ -300,6 +319,176 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+# --------------------------------------------------------------------------- group step
+def group_batch(cfg, seed: int = 1):
+    """A group batch as the loader makes it: random images, the loader's pairs.
+
+    -> (x (M, 1, S, S) float32, first, second, same, weight (P,), one_shot_weight), with the
+    preset's ``group`` settings (GROUP where it names none) and ``groups.pairs_within``
+    on GroupLoader's layout (image k shows character slot k // drawers).
+    """
+    import numpy as np
+
+    from tinysiamese.groups import pairs_within
+
+    g = cfg.loader.group
+    if cfg.loader.kind != "groups":
+        g = dataclasses.replace(g, **GROUP)
+    A, C, D = g.alphabets, g.characters, g.drawers
+    layout = np.repeat(np.arange(A * C), D)  # as GroupLoader.__init__
+    pairs = pairs_within(layout, g.same_weight, layout // C, g.hard_weight)
+    S = cfg.network.image_size
+    x = np.random.default_rng(seed).random((A * C * D, 1, S, S), dtype=np.float32)
+    return (x, *pairs), g.one_shot_weight
+
+
+def tinysiamese_group_step(be, model, opt, cfg, batch, one_shot_weight):
+    """train.group_step + MomentumSGD.step + WeightAverage.update, as train runs them."""
+    from tinysiamese.optim import WeightAverage
+    from tinysiamese.steps import group_step
+
+    x, first, second, same, weight = batch
+    batch = (be.asarray(x), be.xp.asarray(first), be.xp.asarray(second), be.asarray(same),
+             be.asarray(weight))
+    average = WeightAverage(model.params(), cfg.optim.average or 0.9995)
+
+    def train_step():
+        loss, _, _ = group_step(model, batch, one_shot_weight)
+        opt.step()
+        average.update()
+        return loss
+
+    return train_step
+
+
+def torch_group_loss(torch, net, x, first, second, same, weight, one_shot_weight, masks):
+    """The loss of train.group_step in PyTorch: weighted cross-entropy of every pair plus
+    ``one_shot_weight`` x the one-shot softmax (losses.one_shot_softmax), by autograd."""
+    nnf = torch.nn.functional
+    h = net.encoder(x)  # (M, dense)
+    z = (h[first] - h[second]).abs() @ net.alpha + net.b[0]  # (P,)
+    loss = (weight * nnf.binary_cross_entropy_with_logits(z, same, reduction="none")).sum()
+    if one_shot_weight:
+        positive, negative = masks
+        M = x.shape[0]
+        S = z.new_zeros(M, M).index_put((first, second), z).index_put((second, first), z)
+        L = torch.logsumexp(S.masked_fill(~negative, -float("inf")), dim=1, keepdim=True)
+        extra = nnf.softplus((L - S)[positive]).sum() / positive.sum()
+        loss = loss + one_shot_weight * extra
+    return loss
+
+
+def torch_group_steps(model, cfg, batch, one_shot_weight, threads, device) -> dict:
+    """The PyTorch twin of the group step, NCHW and channels_last: {name: (step, loss_fn)}.
+
+    SGD with the preset's momentum and L2 on the weights (not the biases), and the same
+    running average of the weights (optim.WeightAverage's rule) after every step.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    x, first, second, same, weight = batch
+    M = x.shape[0]
+    t_first = torch.from_numpy(first).to(device)
+    t_second = torch.from_numpy(second).to(device)
+    t_same, t_weight = torch.from_numpy(same).to(device), torch.from_numpy(weight).to(device)
+    positive = torch.zeros(M, M, dtype=torch.bool, device=device)
+    positive[t_first, t_second] = t_same > 0.5
+    positive[t_second, t_first] = t_same > 0.5
+    negative = ~positive & ~torch.eye(M, dtype=torch.bool, device=device)
+    oc = cfg.optim
+    beta = oc.average or 0.9995
+    steps = {}
+    for layout in ("nchw", "channels_last"):
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        net = torch_model(model, torch, device).to(memory_format=fmt)
+        tx = torch.from_numpy(x).to(device).contiguous(memory_format=fmt)
+        named = list(net.named_parameters())
+        decayed = [p for n, p in named if n.endswith("weight")]
+        rest = [p for n, p in named if not n.endswith("weight")]
+        opt = torch.optim.SGD([{"params": decayed, "weight_decay": 2 * oc.l2},
+                               {"params": rest, "weight_decay": 0.0}],
+                              lr=oc.lr, momentum=oc.momentum)
+        params = [p for _, p in named]
+        averages = [p.detach().clone() for p in params]
+        count = [0]
+
+        def loss_fn(net=net, tx=tx):
+            return torch_group_loss(torch, net, tx, t_first, t_second, t_same, t_weight,
+                                    one_shot_weight, (positive, negative))
+
+        def train_step(opt=opt, params=params, averages=averages, count=count,
+                       loss_fn=loss_fn):
+            opt.zero_grad(set_to_none=False)
+            loss_fn().backward()
+            opt.step()
+            count[0] += 1
+            rate = 1.0 - min(beta, (1.0 + count[0]) / (10.0 + count[0]))
+            with torch.no_grad():
+                torch._foreach_lerp_(averages, [p.detach() for p in params], rate)
+
+        steps["torch" if layout == "nchw" else "torch_cl"] = (train_step, loss_fn)
+    return steps
+
+
+def run_group_row(preset: str, backend_name: str, threads: int, use_torch: bool,
+                  warmup: int | None, timed: int | None) -> dict:
+    """One row of --step group: tinysiamese's group step, then PyTorch's, timed in turns."""
+    w0, t0 = STEPS.get(preset, (1, 3))
+    warmup = w0 if warmup is None else warmup
+    timed = t0 if timed is None else timed
+    be, cfg, model, opt = tinysiamese_setup(preset, backend_name)
+    batch, one_shot_weight = group_batch(cfg)
+    M, P = batch[0].shape[0], batch[1].shape[0]
+    init_params = {k: be.to_numpy(v).copy() for k, v in model.params().items()}
+    train_step = tinysiamese_group_step(be, model, opt, cfg, batch, one_shot_weight)
+    sync = tinysiamese_sync(be)
+    row = {"preset": preset, "step": "group", "images": M, "pairs": P,
+           "one_shot_weight": one_shot_weight, "backend": backend_name,
+           "warmup_steps": warmup, "timed_steps": timed,
+           "clock": "cpu" if clock is CLOCK["cpu"] else "wall",
+           "conv_paths": None}
+    row["loss_start"] = float(train_step())  # the first step, from the initial weights
+    row["conv_paths"] = {n: "fft" if l.fft else "im2col" for n, l in model.encoder
+                         if hasattr(l, "fft")}
+    sync()
+    row["peak_mb"] = peak_mb()
+    if be.name == "cupy":
+        row["gpu_pool_mb"] = be.xp.get_default_memory_pool().total_bytes() / 2**20
+    fns = {"ts": train_step}
+    if use_torch and torch_available():
+        import torch
+
+        device = "cuda" if be.name == "cupy" and torch.cuda.is_available() else "cpu"
+        if be.name == "cupy" and device == "cpu":
+            row["torch_note"] = "PyTorch has no CUDA here: no GPU reference"
+        else:
+            row.update(torch=torch.__version__, torch_device=device)
+            trained = {k: be.to_numpy(v).copy() for k, v in model.params().items()}
+            model.load_params(init_params)  # the same initial weights for PyTorch
+            for name, (step, loss_fn) in torch_group_steps(model, cfg, batch, one_shot_weight,
+                                                            threads, device).items():
+                fns[name] = step
+                row[f"{name}_loss_start"] = float(loss_fn().detach())
+            model.load_params(trained)
+            row["torch_threads"] = torch.get_num_threads()
+            if device == "cuda":
+                cuda_sync = sync
+                sync = lambda: (cuda_sync(), torch.cuda.synchronize())  # noqa: E731
+    seconds = interleaved_medians(fns, warmup, timed, sync)
+    row["images_per_s"] = M / seconds["ts"]
+    row["pairs_per_s"] = P / seconds["ts"]
+    for name in ("torch", "torch_cl"):
+        row[f"{name}_images_per_s"] = M / seconds[name] if name in seconds else None
+    tp, tpc = row["torch_images_per_s"], row["torch_cl_images_per_s"]
+    row["ratio"] = row["images_per_s"] / tp if tp else None
+    row["ratio_cl"] = row["images_per_s"] / tpc if tpc else None
+    row["machine"] = machine_info(threads)
+    return row
+
+
 # --------------------------------------------------------------------------- one row
 def run_row(preset: str, batch: int, backend_name: str, threads: int, use_torch: bool,
             layers: bool, warmup: int | None, timed: int | None) -> dict:
@@ -381,6 +570,22 @@ def print_table(rows: list[dict], out=sys.stdout) -> None:
               f"{fmt(r['torch_cl_pairs_per_s']):>14}{fmt(r['ratio_cl'], '.2f'):>9}", file=out)
 
 
+def print_group_table(rows: list[dict], out=sys.stdout) -> None:
+    head = (f"{'preset':<7}{'images':>7}{'pairs':>7}{'img/s':>8}{'peak MB':>9}{'torch img/s':>13}"
+            f"{'ratio':>7}{'torch CL img/s':>16}{'ratio CL':>9}  convs on FFT")
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in rows:
+        if "error" in r:
+            print(f"{r['preset']:<7}  failed: {r['error']}", file=out)
+            continue
+        fft = [n for n, p in (r.get("conv_paths") or {}).items() if p == "fft"]
+        print(f"{r['preset']:<7}{r['images']:>7}{r['pairs']:>7}{fmt(r['images_per_s']):>8}"
+              f"{fmt(r['peak_mb'], '.0f'):>9}{fmt(r['torch_images_per_s']):>13}"
+              f"{fmt(r['ratio'], '.2f'):>7}{fmt(r['torch_cl_images_per_s']):>16}"
+              f"{fmt(r['ratio_cl'], '.2f'):>9}  {' '.join(fft) or '-'}", file=out)
+
+
 def print_layers(row: dict, out=sys.stdout) -> None:
     total = sum(l["forward_ms"] + l["backward_ms"] for l in row["layers"])
     print(f"\nper-layer ms, {row['preset']} batch {row['batch']} pairs "
@@ -394,9 +599,11 @@ def print_layers(row: dict, out=sys.stdout) -> None:
 
 def run_child(preset, batch, args) -> dict:
     """One row in a fresh process: its ru_maxrss is that row's peak alone."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--preset", preset, "--batch", str(batch),
-           "--json", "--backend", args.backend, "--threads", str(args.threads),
-           "--clock", args.clock]
+    cmd = [sys.executable, os.path.abspath(__file__), "--preset", preset, "--json",
+           "--backend", args.backend, "--threads", str(args.threads), "--clock", args.clock,
+           "--step", args.step, "--conv", args.conv]
+    if batch is not None:
+        cmd += ["--batch", str(batch)]
     if args.no_torch:
         cmd.append("--no-torch")
     if args.layers:
@@ -424,7 +631,12 @@ def default_threads() -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", help="one row: this preset (small, koch, tiny)")
-    ap.add_argument("--batch", type=int, help="one row: minibatch size in pairs")
+    ap.add_argument("--batch", type=int, help="one row: minibatch size in pairs (--step pairs)")
+    ap.add_argument("--step", choices=["pairs", "group"], default="pairs",
+                    help="pairs (default): independent pairs, pairs_per_s; group: the real "
+                         "training step on a group batch, images_per_s")
+    ap.add_argument("--conv", choices=["auto", "im2col", "fft"], default="auto",
+                    help="the convolutions' path (Conv2D method; default auto)")
     ap.add_argument("--json", action="store_true", help="print the row as one JSON object")
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--threads", type=int, default=default_threads(),
@@ -447,24 +659,36 @@ def main(argv=None) -> int:
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
+    global CONV_METHOD
+    CONV_METHOD = args.conv
+    group = args.step == "group"
+    if group and args.batch:
+        ap.error("--step group takes no --batch: a group batch is the preset's (64 images)")
+    if group and args.layers:
+        ap.error("--layers times independent pairs only (--step pairs)")
     if args.preset or args.batch:
-        if not (args.preset and args.batch):
+        if not (args.preset and (args.batch or group)):
             ap.error("--preset and --batch go together (one row)")
         tuned = tune_malloc() if args.tune_malloc else False
-        row = run_row(args.preset, args.batch, args.backend, args.threads, not args.no_torch,
-                      args.layers, args.warmup, args.steps)
+        if group:
+            row = run_group_row(args.preset, args.backend, args.threads, not args.no_torch,
+                                args.warmup, args.steps)
+        else:
+            row = run_row(args.preset, args.batch, args.backend, args.threads,
+                          not args.no_torch, args.layers, args.warmup, args.steps)
         row["malloc_tuned"] = tuned
         if args.json:
             print(json.dumps(row))
         else:
-            print_table([row])
+            (print_group_table if group else print_table)([row])
             if args.layers:
                 print_layers(row)
         return 0
 
     rows = []
-    for preset, batch in ROWS:
-        print(f"running {preset} batch {batch} ...", file=sys.stderr, flush=True)
+    for preset, batch in ([(p, None) for p in GROUP_ROWS] if group else ROWS):
+        print(f"running {preset} " + ("group step" if group else f"batch {batch}") + " ...",
+              file=sys.stderr, flush=True)
         rows.append(run_child(preset, batch, args))
     m = next((r["machine"] for r in rows if "machine" in r), {})
     print(f"machine: {m.get('cpu')}, {m.get('cores_usable')} usable cores, "
@@ -472,7 +696,7 @@ def main(argv=None) -> int:
           f"(core {m.get('openblas_core')}), backend {args.backend}, "
           f"torch {next((r.get('torch') for r in rows if r.get('torch')), 'absent')}, "
           f"clock {args.clock}, malloc tuned: {any(r.get('malloc_tuned') for r in rows)}")
-    print_table(rows)
+    (print_group_table if group else print_table)(rows)
     if args.layers:
         for r in rows:
             if "layers" in r:

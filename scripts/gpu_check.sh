@@ -5,6 +5,12 @@
 #   2. every backward pass, checked on the GPU   tinysiamese gradcheck --backend cupy
 #   3. the benchmark on cupy, small and koch at minibatch 32 and 128
 #      (with PyTorch on CUDA as the reference when PyTorch has CUDA there)
+#   4. the real training step (bench.py --step group: 64 images, 2,016 pairs), small and
+#      koch, with the convs on auto (the Fourier path where layers.use_fft picks it) and
+#      on im2col. NOT YET RUN on a GPU: added in a CPU-only session (issue 24); the
+#      Fourier path's CuPy arithmetic is covered by the GPU-marked tests of step 1
+#      (tests/test_fftconv.py), its speed there by nothing yet. use_fft's crossover
+#      was fitted on a CPU; whether it holds on a GPU is what these rows will say.
 #
 # and a short table of results, printed last. Usage, from anywhere:
 #
@@ -93,6 +99,14 @@ for row in "small 32" "small 128" "koch 32" "koch 128"; do
         --warmup 3 --steps 10 --json > \"$OUT/$name.json\""
 done
 
+# ---------------------------------------------------------------- 4. the group step (not yet run)
+for row in "small auto" "small im2col" "koch auto" "koch im2col"; do
+    set -- $row
+    name="group-$1-$2"
+    run_step "$name" 60 sh -c "\"$PY\" scripts/bench.py --backend $BACKEND --preset $1 --step group \
+        --conv $2 --warmup 3 --steps 10 --json > \"$OUT/$name.json\""
+done
+
 # ---------------------------------------------------------------- the table, last
 say "summary ($(( SECONDS - START ))s of ${TOTAL}s; logs in $OUT)"
 printf '%s\n' "${SUMMARY[@]}"
@@ -116,6 +130,16 @@ for r in rows:
     print(f"{r['preset']:<7}{r['batch']:>6}{f(r['pairs_per_s']):>16}{f(r['eval_pairs_per_s']):>10}"
           f"{f(r.get('gpu_pool_mb'), '.0f'):>9}{f(r.get('torch_pairs_per_s')):>16}"
           f"{f(r.get('ratio'), '.2f'):>7}" + (f"  ({r['torch_note']})" if r.get("torch_note") else ""))
+print(f"\n{'group step':<14}{'conv':>8}{'cupy img/s':>12}{'torch cuda img/s':>18}{'ratio':>7}")
+for name in ("small-auto", "small-im2col", "koch-auto", "koch-im2col"):
+    p = pathlib.Path(sys.argv[1]) / f"group-{name}.json"
+    try:
+        r = json.loads(p.read_text().strip().splitlines()[-1])
+    except Exception:
+        print(f"{name.split('-')[0]:<14}{name.split('-')[1]:>8}  no result (see its log)")
+        continue
+    print(f"{r['preset']:<14}{name.split('-')[1]:>8}{f(r['images_per_s']):>12}"
+          f"{f(r.get('torch_images_per_s')):>18}{f(r.get('ratio'), '.2f'):>7}")
 EOF
 if [ "$FAILED" -eq 0 ]; then echo "gpu_check: all steps passed"; else echo "gpu_check: some steps FAILED (see above)"; fi
 exit "$FAILED"

@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from cli_helpers import SCRIPTS, load_script
 
@@ -43,7 +44,7 @@ def test_layer_breakdown_covers_every_layer_without_torch(bench):
     torch_was_loaded = "torch" in sys.modules
     row = bench.run_row("tiny", 2, "numpy", 1, use_torch=False, layers=True, warmup=0, timed=1)
     names = [l["layer"] for l in row["layers"]]
-    assert names[:3] == ["conv1", "relu1", "pool1"], f"layers {names}"
+    assert names[:3] == ["conv1", "pool1", "relu1"], f"layers {names}"
     assert {"dense1", "join+loss", "optimizer"} <= set(names), f"layers {names}"
     assert all(l["forward_ms"] >= 0 and l["backward_ms"] >= 0 for l in row["layers"])
     assert torch_was_loaded or "torch" not in sys.modules, "--no-torch imported torch"
@@ -61,3 +62,39 @@ def test_table_prints_rows_with_and_without_torch(bench):
     text = out.getvalue()
     assert "0.80" in text and "125.0" in text, text
     assert "failed: killed" in text, text
+
+
+def test_group_step_row_json_from_the_command_line():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--preset", "tiny", "--step", "group", "--json",
+         "--no-torch", "--warmup", "0", "--steps", "1", "--threads", "1"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"bench.py --step group failed: {proc.stderr[-2000:]}"
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (row["step"], row["images"], row["pairs"]) == ("group", 64, 2016), row
+    assert row["images_per_s"] > 0, f"group step throughput {row['images_per_s']}"
+    assert row["torch_images_per_s"] is None and row["ratio"] is None, "--no-torch ran torch"
+    assert row["conv_paths"] == {"conv1": "im2col", "conv2": "im2col", "conv3": "im2col"}
+
+
+def test_group_batch_holds_the_loaders_pairs(bench):
+    from tinysiamese.groups import pairs_within
+    from tinysiamese.config import PRESETS
+
+    (x, first, second, same, weight), w = bench.group_batch(PRESETS["small"])
+    layout = np.repeat(np.arange(16), 4)  # 4 alphabets x 4 characters, 4 drawings each
+    for got, want in zip((first, second, same, weight), pairs_within(layout, 0.5, layout // 4)):
+        np.testing.assert_array_equal(got, want)
+    assert x.shape == (64, 1, 52, 52) and w == 0.3, (x.shape, w)
+
+
+def test_torch_group_step_computes_the_same_loss(bench):
+    # the PyTorch twin must be the same step: same loss from the same weights and batch
+    pytest.importorskip("torch")
+    be, cfg, model, opt = bench.tinysiamese_setup("tiny", "numpy")
+    batch, w = bench.group_batch(cfg)
+    steps = bench.torch_group_steps(model, cfg, batch, w, threads=1, device="cpu")
+    ours = float(bench.tinysiamese_group_step(be, model, opt, cfg, batch, w)())
+    for name, (_, loss_fn) in steps.items():
+        theirs = float(loss_fn().detach())
+        assert abs(theirs - ours) < 1e-5 * abs(ours), f"{name} loss {theirs} vs {ours}"

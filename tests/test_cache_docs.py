@@ -2,7 +2,7 @@
 
 The "cache:" line is teaching text a learner trusts while writing a backward pass; this
 test runs each layer once and checks the cache against the line (ReLU keeps y, not a
-mask; MaxPool2D keeps (x, y), not arg-max indices).
+mask; MaxPool2D keeps its arg-max offsets, not its input).
 """
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ def _run(layer_class):
     rng = np.random.default_rng(0)
     kwargs = {"backend": NUMPY, "rng": rng}
     if layer_class is Conv2D:
-        layer, x = Conv2D(2, 3, 3, **kwargs), rng.standard_normal((2, 2, 6, 6))
+        layer, x = Conv2D(2, 3, 3, **kwargs, method="im2col"), rng.standard_normal((2, 2, 6, 6))
     elif layer_class is Dense:
         layer, x = Dense(4, 3, **kwargs), rng.standard_normal((2, 4))
     elif layer_class is MaxPool2D:
@@ -28,8 +28,11 @@ def _run(layer_class):
 
 # layer -> (the docstring's words, what the cache must then be, given x and y)
 CASES = {
-    Conv2D: ("cache: (x, max_cols_bytes)", lambda c, x, y: c[0] is x and isinstance(c[1], int)),
-    MaxPool2D: ("cache: (x, y)", lambda c, x, y: c[0] is x and c[1] is y),
+    Conv2D: ("cache: on the im2col path (x, max_cols_bytes)",
+             lambda c, x, y: c[0] is x and isinstance(c[1], int)),
+    MaxPool2D: ("cache: (arg, x.shape, channel_major)",
+                lambda c, x, y: c[0].dtype == np.uint8 and c[0].shape == y.shape
+                and c[1] == x.shape and isinstance(c[2], bool)),
     Dense: ("cache: x", lambda c, x, y: c is x),
     ReLU: ("cache: y", lambda c, x, y: c is y),
     Sigmoid: ("cache: y", lambda c, x, y: c is y),

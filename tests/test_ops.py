@@ -193,6 +193,32 @@ def test_maxpool_by_hand():
     assert np.count_nonzero(dx) == 2, "gradient leaked to a non-max (or dropped-edge) element"
 
 
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_pool_then_relu_is_relu_then_pool_bit_for_bit(backend, channel_major):
+    # The model pools before its ReLU (a quarter of the values); that must change no bit:
+    # y, dx, the sign of every zero in dx and dx's memory layout. Blank background: many
+    # windows of equal negative values (ties that the ReLU turns into zeros), and ties of
+    # equal positive values.
+    xp = backend.xp
+    rng = np.random.default_rng(6)
+    x = rng.integers(-2, 3, size=(4, 3, 9, 8)).astype(np.float64)
+    x[:, :, :3] = -0.5
+    x = backend.asarray(np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+                        if channel_major else x)
+    dy = backend.asarray(rng.standard_normal((4, 3, 4, 4)))  # both signs: signed zeros
+    r, r_cache = ops.relu_forward(xp, x)
+    y1, p_cache = ops.maxpool_forward(xp, r)
+    dx1 = ops.relu_backward(xp, ops.maxpool_backward(xp, dy, p_cache), r_cache)
+    p, p_cache = ops.maxpool_forward(xp, x)
+    y2, r_cache = ops.relu_forward(xp, p)
+    dx2 = ops.maxpool_backward(xp, ops.relu_backward(xp, dy, r_cache), p_cache)
+    np.testing.assert_array_equal(backend.to_numpy(y2), backend.to_numpy(y1))
+    a, b = backend.to_numpy(dx1), backend.to_numpy(dx2)
+    np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(np.signbit(b), np.signbit(a), "the signs of dx's zeros")
+    assert dx2.strides == dx1.strides == x.strides, f"dx layout {dx2.strides}, x {x.strides}"
+
+
 # --------------------------------------------------------------------------- elementwise ops
 def test_relu_ops():
     x = np.array([-2.0, -0.0, 0.0, 0.5, 3.0])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .distort import MAX_STRENGTH
-from .layers import INITS
+from .layers import CONV_METHODS, INITS
 
 try:
     import tomllib
@@ -39,6 +39,7 @@ class NetworkConfig:
     conv: tuple = ((64, 10), (128, 7), (128, 4), (256, 4))
     dense: int = 4096
     init: str = "paper"
+    conv_method: str = "auto"  # im2col, fft, or auto: the cheaper by fftconv.use_fft
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def build_config(preset: str | None = None, overrides: dict | None = None,
 
 
 def config_from_dict(data: dict, source: str = "config") -> Config:
-    """A saved config (a run's config.json, a checkpoint's) back as a Config."""
+    """A saved config (a run's config.json, a checkpoint's), in either layout, as a Config."""
     return build_config(None, data, source)
 
 
@@ -194,8 +195,7 @@ def read_config_file(path: Path) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {path} is not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f'config {path} must hold an object of settings, e.g. '
-                          '{"run": {"epochs": 50}}')
+        raise ConfigError(f'config {path} must hold an object of settings, e.g. {{"run": {{}}}}')
     return data
 
 
@@ -232,8 +232,7 @@ def _merge(base: dict, extra: dict, source: str, where: str) -> dict:
     out = dict(base)
     for key, value in extra.items():
         if key not in base:
-            section = where.rstrip(".") or "top level"
-            raise ConfigError(f'{source}: unknown key "{key}" in section {section}'
+            raise ConfigError(f'{source}: unknown key "{key}" in section {where.rstrip(".")}'
                               f"{_nearest(key, list(base))}")
         nested = isinstance(base[key], dict) and key in SECTIONS
         if nested and not isinstance(value, dict):
@@ -298,6 +297,7 @@ RULES = {
     "image_size": (_whole(8), "a whole number of pixels, 8 or more"),
     "conv": (_conv, "a list of [filters, kernel] pairs of whole numbers"),
     "dense": ONE_UP, "init": _choice(INITS, f"one of {', '.join(INITS)}"),
+    "conv_method": _choice(CONV_METHODS, f"one of {', '.join(CONV_METHODS)}"),
     "kind": _choice(("pairs", "groups"), '"pairs" or "groups"'),
     "batch_size": (lambda v: (_whole(2)(v)[0] and v % 2 == 0, v),
                    "an even whole number, 2 or more (half same pairs)"),

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import fftconv, ops
 from .backend import array_module
 
 INITS = ("paper", "fan_in")
+CONV_METHODS = ("auto", "im2col", "fft")
+FFT_COST = 1.5  # measured, see use_fft
 
 
 def init_weight(rng: np.random.Generator, shape, fan_in: int, paper_std: float, init: str):
@@ -41,45 +43,84 @@ def init_bias(rng: np.random.Generator, shape, init: str):
     return np.zeros(shape)
 
 
+def use_fft(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> bool:
+    """Whether ``method="auto"`` takes the Fourier path: x (N, C, Hi, Wi), W (F, C, K, K).
+
+    A count of the multiply-adds of forward + backward on each path:
+      im2col:  3 N C F K² Ho Wo        three real GEMMs (y, dW, dx)
+      Fourier: 3 N C F Q · 4           three complex products, Q = Hi (Wi // 2 + 1)
+             + the DFTs by matrices    of x, W, y, dy, dx and dW (``fftconv.dft_madds``)
+    and the Fourier path when FFT_COST times its count is the smaller. FFT_COST = 1.5,
+    what a Fourier multiply-add costs in GEMM ones (small complex products, transposes),
+    was fitted to ``scripts/conv_crossover.py`` (docs/benchmarks.md, "FFT convolution"):
+    with it the rule picks the faster path for all eight convs of small and koch in that
+    run (conv1, with one input channel, and small's conv4 on 4 x 4 maps stay on im2col).
+    The tiny preset's convs stay on im2col at any N (by a factor of 2 or more), which
+    tests/test_golden.py needs: it pins tiny runs bit for bit.
+    """
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    direct = 3 * N * C * F * K * K * Ho * Wo
+    Q = Hi * (Wi // 2 + 1)
+    spectral = 12 * N * C * F * Q + fftconv.dft_madds(N, C, F, K, Hi, Wi)
+    return FFT_COST * spectral < direct
+
+
 class Conv2D:
     """Valid, stride-1 convolution (cross-correlation).
 
     x: (N, C, Hi, Wi) -> y: (N, F, Hi-K+1, Wi-K+1).
-    params: W (F, C, K, K), b (F,). cache: (x, max_cols_bytes), the input and the chunk
-    bound (backward unfolds x again instead of keeping the im2col buffer).
+    params: W (F, C, K, K), b (F,). cache: on the im2col path (x, max_cols_bytes), the
+    input and the chunk bound (backward unfolds x again instead of keeping the im2col
+    buffer); on the FFT path the spectra of the input and the weights.
     backward: dW = dY · colsᵀ, dx = col2im(Wᵀ · dY), db = sum of dY over (N, Ho, Wo).
+    ``method``: "im2col" (``ops.conv2d_*``, the reference), "fft" (``fftconv``, the
+    same result up to rounding) or "auto" (the default): FFT where :func:`use_fft` says
+    it is faster, decided at each forward from the input's size.
     ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit
     (default: the backend's ``im2col_bytes``, small on a CPU, large on a GPU).
+    ``input_grad=False`` (a first layer, whose input is the data): backward returns None
+    instead of dx and skips its cost; dW and db are the same.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, backend, rng,
-                 init="paper", max_cols_bytes=None):
+                 init="paper", max_cols_bytes=None, method="auto", input_grad=True):
         C, F, K = in_channels, out_channels, kernel_size
+        if method not in CONV_METHODS:
+            raise ValueError(f"unknown conv method {method!r}: choose one of "
+                             f"{', '.join(CONV_METHODS)}")
         self.xp = backend.xp
+        self.method, self.input_grad = method, input_grad
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
         self.params = {
             "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
             "b": backend.asarray(init_bias(rng, (F,), init)),
         }
         self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
-        self.cache = None
+        self.cache, self.fft = None, False
 
     def forward(self, x):
-        y, self.cache = ops.conv2d_forward(self.xp, x, self.params["W"], self.params["b"],
-                                           self.max_cols_bytes)
+        W, b = self.params["W"], self.params["b"]
+        self.fft = self.method == "fft" or (
+            self.method == "auto" and use_fft(*x.shape[:2], W.shape[0], W.shape[-1], *x.shape[2:]))
+        if self.fft:
+            y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b)
+        else:
+            y, self.cache = ops.conv2d_forward(self.xp, x, W, b, self.max_cols_bytes)
         return y
 
     def backward(self, dy):
-        dx, self.grads["W"][...], self.grads["b"][...] = ops.conv2d_backward(
-            self.xp, dy, self.cache, self.params["W"])
+        backward = fftconv.conv2d_fft_backward if self.fft else ops.conv2d_backward
+        dx, self.grads["W"][...], self.grads["b"][...] = backward(
+            self.xp, dy, self.cache, self.params["W"], self.input_grad)
         return dx
 
 
 class MaxPool2D:
     """Non-overlapping max-pool. x: (N, C, Hi, Wi) -> y: (N, C, Hi//s, Wi//s).
 
-    No params. cache: (x, y), the input and the output. backward: each window's gradient
-    goes to its arg-max element only, found again as the first element equal to y.
+    No params. cache: (arg, x.shape, channel_major), each window's arg-max offset as uint8
+    (the first on ties), the input's shape and layout. backward: each window's gradient
+    goes to its arg-max element only.
     """
 
     def __init__(self, size=2, *, backend=None, rng=None):

@@ -1,7 +1,7 @@
 """The siamese network: one convolutional encoder shared by two twins, joined by weighted L1.
 
     x1 ─┐                                      ┌─ h1 ─┐
-        ├─ encoder(conv-relu-pool ... dense-sigmoid) ┤      ├─ WeightedL1 ─ z ─ Sigmoid ─ p
+        ├─ encoder(conv-pool-relu ... dense-sigmoid) ┤      ├─ WeightedL1 ─ z ─ Sigmoid ─ p
     x2 ─┘                                      └─ h2 ─┘
 
 Both twins run as *one* encoder call on the two inputs stacked along the batch axis, so
@@ -29,10 +29,15 @@ class SiameseNet:
         init, C, layers = network.init, 1, []
         sizes = encoder_shapes(network)
         for i, (F, K) in enumerate(network.conv, start=1):
-            layers.append((f"conv{i}", Conv2D(C, F, K, backend=backend, rng=rng, init=init)))
-            layers.append((f"relu{i}", ReLU(backend=backend)))
+            # conv1's input is the images: nothing needs their gradient (input_grad=False)
+            layers.append((f"conv{i}", Conv2D(C, F, K, backend=backend, rng=rng, init=init,
+                                              input_grad=i > 1, method=network.conv_method)))
+            # Max-pool and ReLU commute exactly, max(max(a, 0), max(b, 0)) = max(max(a, b), 0),
+            # so the pool goes first and the ReLU runs on a quarter of the values. Gradients
+            # are the same bit for bit: a window whose max is <= 0 gets none either way.
             if i < len(network.conv):
                 layers.append((f"pool{i}", MaxPool2D(2, backend=backend)))
+            layers.append((f"relu{i}", ReLU(backend=backend)))
             C = F
         features = C * sizes[-1] ** 2
         layers += [("flatten", Flatten()),
@@ -87,7 +92,10 @@ class SiameseNet:
         return self._encoder_backward(dh)
 
     def _encoder_backward(self, dh):
-        """dh: (M, dense), the gradient at the encoder's output -> the gradient at its input."""
+        """dh: (M, dense), the gradient at the encoder's output -> fills every layer's grads.
+
+        Returns None: conv1 computes no gradient for the images (``input_grad=False``).
+        """
         for _, layer in reversed(self.encoder):
             dh = layer.backward(dh)
         return dh

@@ -85,39 +85,72 @@ def maxpool_forward(xp, x, size=2):
     x: (N, C, Hi, Wi) -> y: (N, C, Ho, Wo), Ho = Hi // size (odd edges are dropped).
     The max is taken over the size*size strided slices x[..., i::s, j::s], one
     elementwise maximum per window offset (no copy of the windows is made).
-    cache: (x, y).
+    cache: (arg, x.shape, channel_major): arg (N, C, Ho, Wo) uint8, the offset i*size + j
+    of each window's arg-max, the first in row-major order on ties. It is a quarter of y's
+    bytes at float32 and size 2, so the input itself need not be kept for backward.
     """
     Ho, Wo = x.shape[2] // size, x.shape[3] // size
-    y = None
-    for i in range(size):
-        for j in range(size):
-            xs = x[:, :, i : i + Ho * size : size, j : j + Wo * size : size]
-            y = xs.copy(order="K") if y is None else xp.maximum(y, xs, out=y)
-    return y, (x, y)
+    if size == 2:
+        return _maxpool2_forward(xp, x, Ho, Wo)
+    slices = [x[:, :, i : i + Ho * size : size, j : j + Wo * size : size]
+              for i in range(size) for j in range(size)]
+    y = slices[0].copy(order="K")
+    arg = xp.zeros(y.shape, dtype=xp.uint8)
+    greater = xp.empty(y.shape, dtype=bool)
+    for k, xs in enumerate(slices[1:], start=1):
+        # Only a strictly greater value moves the arg-max, so on ties the first one stays;
+        # k grows, so "arg = k where greater" is max(arg, k * greater) (no masked write).
+        xp.greater(xs, y, out=greater)
+        xp.maximum(arg, greater.view(xp.uint8) * xp.uint8(k), out=arg)
+        xp.maximum(y, xs, out=y)
+    return y, (arg, x.shape, _channel_major(x))
+
+
+def _maxpool2_forward(xp, x, Ho, Wo):
+    """maxpool_forward for 2 x 2 windows, as a tree: the max of each horizontal pair (one
+    pass over x), then of each vertical pair of those (a pass over half of it), instead of
+    four passes over strided quarters. Strict comparisons keep the first arg-max in
+    row-major order: the left of a pair on ties, then the upper row (offset 2i + j)."""
+    shape, channel_major = x.shape, _channel_major(x)
+    x = x[:, :, : 2 * Ho, : 2 * Wo]  # (N, C, 2Ho, 2Wo): the odd edges dropped
+    left, right = x[..., 0::2], x[..., 1::2]  # (N, C, 2Ho, Wo) each
+    h = xp.maximum(left, right)  # the max of each horizontal pair
+    j = right > left  # which of the pair holds it: 1 only if strictly greater
+    top, bottom = h[:, :, 0::2], h[:, :, 1::2]  # (N, C, Ho, Wo) each
+    y = xp.maximum(top, bottom)
+    i = bottom > top
+    arg = xp.where(i, j[:, :, 1::2], j[:, :, 0::2]).view(xp.uint8)  # j of the winning row
+    arg += i.view(xp.uint8) * xp.uint8(2)
+    return y, (arg, shape, channel_major)
+
+
+def _channel_major(x) -> bool:
+    """True when x (N, C, H, W) is a view of (C, N, H, W) memory (a conv's output)."""
+    return x.ndim == 4 and x.shape[0] > 1 and x.strides[1] > x.strides[0]
 
 
 def maxpool_backward(xp, dy, cache, size=2):
     """dy: (N, C, Ho, Wo) -> dx: (N, C, Hi, Wi).
 
-    Each window's gradient goes to its one arg-max element, the first in row-major order
-    on ties (``free`` marks the windows still unassigned); every other element and the
-    dropped odd edge get 0. Each window offset writes its strided slice of dx once, in
-    place, so no zero-filled dx and no temporary the size of dy are made.
+    Each window's gradient goes to its one arg-max element (``arg``, the first in
+    row-major order on ties); every other element and the dropped odd edge get 0. Each
+    window offset k writes its strided slice of dx once, dy * (arg == k), in place, so no
+    zero-filled dx and no temporary the size of dx are made. dx has the memory layout
+    the input had (channel-major after a conv), so conv backward reads it without a copy.
     """
-    x, y = cache
-    Ho, Wo = y.shape[2], y.shape[3]
-    dx = xp.empty_like(x)  # same memory layout as x (channel-major after a conv)
+    arg, (N, C, Hi, Wi), channel_major = cache
+    Ho, Wo = arg.shape[2], arg.shape[3]
+    if channel_major:
+        dx = xp.empty((C, N, Hi, Wi), dtype=dy.dtype).transpose(1, 0, 2, 3)
+    else:
+        dx = xp.empty((N, C, Hi, Wi), dtype=dy.dtype)
     dx[:, :, Ho * size :] = 0  # the odd edges that no window covers
     dx[:, :, :, Wo * size :] = 0
-    free = xp.ones(y.shape, dtype=bool)
     for i in range(size):
         for j in range(size):
             window = (slice(None), slice(None), slice(i, i + Ho * size, size),
                       slice(j, j + Wo * size, size))
-            hit = x[window] == y
-            hit &= free  # only the first arg-max of a window
-            free ^= hit  # hit is inside free, so this clears the windows just assigned
-            xp.multiply(dy, hit, out=dx[window])
+            xp.multiply(dy, arg == i * size + j, out=dx[window])
     return dx
 
 
@@ -203,12 +236,14 @@ def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20):
     return yt.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3), (x, max_cols_bytes)
 
 
-def conv2d_backward(xp, dy, cache, W):
+def conv2d_backward(xp, dy, cache, W, need_dx=True):
     """dy: (N, F, Ho, Wo) -> dx: (N, C, Hi, Wi), dW: (F, C, K, K), db: (F,).
 
     With Y = W2 · cols:  dW2 = dY · colsᵀ (each filter sees every patch),
     dcols = W2ᵀ · dY, and dx = col2im(dcols) (patches overlap, so their gradients add);
     db[f] = sum of dY[:, f] over (N, Ho, Wo), since b[f] is added at every output position.
+    need_dx=False skips dcols and col2im and returns dx = None: a first layer's input is
+    the data, whose gradient nothing needs (dW and db are the same either way).
     """
     x, max_cols_bytes = cache
     N, C, Hi, Wi = x.shape
@@ -218,9 +253,10 @@ def conv2d_backward(xp, dy, cache, W):
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
     db = dyt.sum(axis=(1, 2, 3))
     dW2 = xp.zeros_like(W2)
-    dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype)  # channel-major, like the forward output
+    dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype) if need_dx else None  # channel-major
     for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
         dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
         dW2 += dy2 @ im2col(xp, x[s:e], K).T
-        col2im_add(xp, W2.T @ dy2, dxt[:, s:e], K)
-    return dxt.transpose(1, 0, 2, 3), dW2.reshape(W.shape), db
+        if need_dx:
+            col2im_add(xp, W2.T @ dy2, dxt[:, s:e], K)
+    return (dxt.transpose(1, 0, 2, 3) if need_dx else None), dW2.reshape(W.shape), db

@@ -1,0 +1,184 @@
+"""Convolution through the Fourier domain: the same valid, stride-1 cross-correlation as
+``ops.conv2d_*``, with fewer multiplications for big kernels on many channels.
+
+im2col (``ops.conv2d_forward``) is the readable reference and the exercises' path; this
+module is the fast path (``layers.Conv2D`` picks it by size, see ``layers.use_fft``). Both
+take the array module ``xp`` (NumPy or CuPy) and keep the input's float dtype (float32 ->
+complex64, float64 -> complex128), so float64 gradient checks run here too.
+
+The math. A valid cross-correlation y[ho, wo] = sum_{i,j} w[i, j] x[ho + i, wo + j] equals
+the *circular* cross-correlation of x with w zero-padded to a G1 x G2 grid, as long as no
+index wraps: for ho <= Hi - K and i <= K - 1, ho + i <= Hi - 1 < G1. So the input's own
+size is grid enough (``fft_grid``); the outputs past (Ho, Wo) would hold wrapped-around
+sums and are never computed. The correlation theorem turns the circular correlation into
+a pointwise product of spectra,
+    Y^(u, v) = conj(W^(u, v)) X^(u, v),
+and the sum over input channels becomes, at each frequency, one matrix product:
+    Y^[f, n] = sum_c conj(W^[f, c]) X^[c, n]       (Q, F, C) @ (Q, C, N) -> (Q, F, N)
+with Q = G1 * (G2 // 2 + 1) frequencies (the real DFT keeps half of the last axis: the
+signals are real, so the other half is the complex conjugate).
+
+The transforms. ``xp.fft.rfft2`` pays a fixed cost per 2-D transform that, on grids of
+10 to 50 pixels and thousands of transforms, costs more than the products above. So the
+DFTs are written as matrix products instead (``dft_matrices``): along the rows, then down
+the columns, each one big GEMM over the whole batch, which BLAS (or cuBLAS) runs on every
+core, and which skips the zero padding and the cut outputs for free. ``xp.fft.rfft2`` and
+``irfft2`` are their reference in the tests.
+
+Cost, per image: the transforms of C inputs and F outputs and C*F*Q complex multiply-adds,
+against C*F*K*K*Ho*Wo real ones for im2col: the Fourier path wins when K*K is large beside
+the ~4x of a complex product, and the channels many enough to pay for the transforms.
+"""
+from __future__ import annotations
+
+import math
+
+FFT_CHUNK_BYTES = 256 * 2**20  # a chunk's spectra: big products, bounded memory
+
+
+def fft_grid(Hi: int, Wi: int) -> tuple[int, int]:
+    """The (G1, G2) grid of the circular correlation: the input itself, the smallest on
+    which no index of a valid output wraps (the DFT by matrices has no favourite sizes)."""
+    return Hi, Wi
+
+
+def dft_madds(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> int:
+    """Multiply-adds of the DFTs of one forward + backward, in real GEMM terms: x and dx
+    (N C of Hi x Wi), y and dy (N F of Ho x Wo), W and dW (F C of K x K), each a product
+    along the rows (real: 2 h w G2r) and one down the columns (complex: 4 G1 h G2r)."""
+    G1, G2 = fft_grid(Hi, Wi)
+    G2r = G2 // 2 + 1
+    both = lambda h, w: 2 * (2 * h * w * G2r + 4 * G1 * h * G2r)  # noqa: E731 (there, back)
+    return N * C * both(Hi, Wi) + N * F * both(Hi - K + 1, Wi - K + 1) + F * C * both(K, K)
+
+
+def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype):
+    """The real DFT on a G1 x G2 grid of an h x w signal, and its inverse cut to h x w, as
+    matrices, so that every transform is a matrix product (BLAS, all cores, any backend).
+
+    Returns (Ew, Eh, Dh, Dw), with G2r = G2 // 2 + 1 and t = 2 pi:
+      Ew (w, 2 G2r) real:   columns 2v, 2v+1 = cos, -sin (t n v / G2): x @ Ew is the
+                            rfft along a row, its (re, im) pairs side by side (complex view)
+      Eh (G1, h) complex:   e^(-i t u m / G1): the DFT down the columns
+      Dh (h, G1) complex:   e^(+i t u m / G1) / G1: the inverse down the columns, cut to h
+      Dw (2 G2r, w) real:   rows 2v, 2v+1 = c_v cos, -c_v sin (t v n / G2), c_v = 2 / G2
+                            (1 / G2 for v = 0 and the Nyquist bin): Re sum over the whole
+                            spectrum from its stored half, the inverse rfft cut to w.
+    Zero padding is free: the rows and columns of the padding are simply left out.
+    """
+    real = xp.dtype(dtype).type
+    cplx = xp.result_type(real, xp.complex64)
+    G2r = G2 // 2 + 1
+    v = xp.arange(G2r, dtype=xp.float64)
+    n = xp.arange(w, dtype=xp.float64)
+    angle = 2 * math.pi * n[:, None] * v[None, :] / G2  # (w, G2r)
+    Ew = xp.stack([xp.cos(angle), -xp.sin(angle)], axis=-1).reshape(w, 2 * G2r)
+    c = xp.full(G2r, 2.0 / G2)
+    c[0] = 1.0 / G2
+    if G2 % 2 == 0:
+        c[-1] = 1.0 / G2  # the Nyquist bin stands for itself alone
+    Dw = xp.stack([c[:, None] * xp.cos(angle.T), -c[:, None] * xp.sin(angle.T)], axis=1)
+    u = xp.arange(G1, dtype=xp.float64)
+    m = xp.arange(h, dtype=xp.float64)
+    Eh = xp.exp(-2j * math.pi * u[:, None] * m[None, :] / G1)  # (G1, h)
+    Dh = xp.exp(2j * math.pi * m[:, None] * u[None, :] / G1) / G1  # (h, G1)
+    return (Ew.astype(real), Eh.astype(cplx), Dh.astype(cplx),
+            Dw.reshape(2 * G2r, w).astype(real))
+
+
+def _spectrum(xp, a, grid):
+    """a: (A, B, h, w) real -> (Q, A, B) complex, the rfft2 of each (h, w) zero-padded to
+    the grid, with the Q = G1 * (G2 // 2 + 1) frequencies first (u-major, as rfft2 lays
+    them out), so that each frequency's (A, B) matrix is contiguous for the batched
+    product. Two matrix products: along the rows (real), then down the columns (complex).
+    """
+    A, B, h, w = a.shape
+    G1, G2 = grid
+    G2r = G2 // 2 + 1
+    Ew, Eh, _, _ = dft_matrices(xp, G1, G2, h, w, a.dtype)
+    rows = (a.reshape(A * B * h, w) @ Ew).view(Eh.dtype)  # (A*B*h, G2r) complex
+    rows = rows.reshape(A, B, h, G2r).transpose(2, 3, 0, 1)  # (h, G2r, A, B)
+    cols = xp.ascontiguousarray(rows).reshape(h, G2r * A * B)
+    return (Eh @ cols).reshape(G1 * G2r, A, B)  # (G1, h) @ (h, G2r*A*B)
+
+
+def _signal(xp, spec, grid, h, w, dtype):
+    """spec: (Q, A, B) complex -> (A, B, h, w) real, contiguous: the irfft2 on the grid,
+    cut to its first h x w values (only those rows and columns are computed)."""
+    Q, A, B = spec.shape
+    G1, G2 = grid
+    G2r = G2 // 2 + 1
+    _, _, Dh, Dw = dft_matrices(xp, G1, G2, h, w, dtype)
+    cols = Dh @ spec.reshape(G1, G2r * A * B)  # (h, G2r*A*B): the inverse down the columns
+    rows = xp.ascontiguousarray(cols.reshape(h, G2r, A, B).transpose(2, 3, 0, 1))
+    real = rows.view(Dw.dtype).reshape(A * B * h, 2 * G2r)  # (re, im) pairs side by side
+    return (real @ Dw).reshape(A, B, h, w)  # the inverse along the rows, real
+
+
+def fft_chunks(x_shape, F: int, max_bytes: int, itemsize: int):
+    """Split the batch so that one chunk's spectra stay under ``max_bytes``: a list of
+    (start, stop) sample ranges. A sample's biggest transient is a spectrum of max(C, F)
+    channels and its transposed copy, 2 max(C, F) Hi (Wi // 2 + 1) complex values, so a
+    batch of any size (an evaluation's thousands of images) needs bounded memory."""
+    N, C, Hi, Wi = x_shape
+    per_sample = 2 * max(C, F) * Hi * (Wi // 2 + 1) * 2 * itemsize
+    step = max(1, min(N, int(max_bytes // per_sample)))
+    return [(s, min(s + step, N)) for s in range(0, N, step)]
+
+
+def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES):
+    """Valid, stride-1 cross-correlation in the Fourier domain, as ``ops.conv2d_forward``.
+
+    x: (N, C, Hi, Wi), W: (F, C, K, K), b: (F,) -> y: (N, F, Ho, Wo),
+    y[n, f] = sum_{c,i,j} W[f, c, i, j] x[n, c, ho + i, wo + j] + b[f].
+    Like the im2col path, y is an (N, F, Ho, Wo) view of channel-major (F, N, Ho, Wo)
+    memory, and the batch is done in chunks (``fft_chunks``, under ``max_bytes``).
+    cache: (chunks, Ws, x.shape, grid, max_bytes): each chunk's (start, stop, Xs) with its
+    input spectrum Xs = rfft2(x[start:stop]): (Q, C, n), and Ws = conj(rfft2(W)):
+    (Q, F, C), which backward reuses instead of transforming again.
+    """
+    N, C, Hi, Wi = x.shape
+    F, _, K, _ = W.shape
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    grid = fft_grid(Hi, Wi)
+    Ws = xp.conj(_spectrum(xp, W, grid))  # (Q, F, C): conj, since this is a correlation
+    yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)  # channel-major
+    chunks = []
+    for s, e in fft_chunks(x.shape, F, max_bytes, x.dtype.itemsize):
+        Xs = _spectrum(xp, x[s:e].transpose(1, 0, 2, 3), grid)  # (Q, C, n): channels as rows
+        Ys = xp.matmul(Ws, Xs)  # (Q, F, n): per frequency, the channel-mixing product
+        yt[:, s:e] = _signal(xp, Ys, grid, Ho, Wo, x.dtype)  # (F, n, Ho, Wo)
+        chunks.append((s, e, Xs))
+    yt += b[:, None, None, None]
+    return yt.transpose(1, 0, 2, 3), (chunks, Ws, x.shape, grid)
+
+
+def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
+    """dy: (N, F, Ho, Wo) -> dx: (N, C, Hi, Wi), dW: (F, C, K, K), db: (F,).
+
+    dy is zero-padded onto the same grid (``_spectrum`` pads), so its spectrum dYs is that
+    of a circular correlation's output whose wrapped-around entries got no gradient.
+    The adjoint of y = corr(x, w) is a circular *convolution*, and the spectra give
+      dx = conv(dy, w):  dXs[c, n] = sum_f W^[c, f]ᵀ dYs[f, n]   (Q, C, F) @ (Q, F, N)
+      dw = corr(dy, x):  dWs[f, c] = sum_n conj(dYs[f, n]) X^[c, n] = conj(dYs @ conj(Xs)ᵀ)
+    then irfft2 and the cut: dx to (Hi, Wi) (no index wraps, the pad of w is zero there)
+    and dW to (K, K). db[f] = sum of dy[:, f] over (N, Ho, Wo). need_dx=False: dx = None,
+    as in ``ops.conv2d_backward``.
+    """
+    chunks, Ws, (N, C, Hi, Wi), grid = cache
+    F, _, K, _ = W.shape
+    dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
+    db = dyt.sum(axis=(1, 2, 3))
+    Wt = xp.conj(Ws).transpose(0, 2, 1)  # (Q, C, F): W^ itself, transposed
+    dxt = xp.empty((C, N, Hi, Wi), dtype=dy.dtype) if need_dx else None  # channel-major
+    dWc = None  # sum over the chunks of dYs @ conj(Xs)ᵀ: (Q, F, C)
+    for s, e, Xs in chunks:
+        dYs = _spectrum(xp, dyt[:, s:e], grid)  # (Q, F, n)
+        if need_dx:
+            dxt[:, s:e] = _signal(xp, xp.matmul(Wt, dYs), grid, Hi, Wi, dy.dtype)
+        # conj(dYs) @ Xsᵀ, per frequency (F, n) @ (n, C), as the conj of one product
+        part = xp.matmul(dYs, xp.conj(Xs).transpose(0, 2, 1))
+        dWc = part if dWc is None else dWc + part
+    dW = _signal(xp, xp.conj(dWc), grid, K, K, W.dtype)  # (F, C, K, K)
+    dx = dxt.transpose(1, 0, 2, 3) if need_dx else None  # channel-major, like im2col's
+    return dx, dW, db
