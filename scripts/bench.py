@@ -36,6 +36,7 @@ PyTorch is only a reference: nothing in the tinysiamese package imports it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -319,6 +320,31 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def torch_device(be, row) -> str | None:
+    """The device PyTorch runs on beside ``be`` ("cpu" or "cuda"), noted in ``row``; None
+    (and a note) on a GPU backend where this PyTorch has no CUDA."""
+    import torch
+
+    device = "cuda" if be.name == "cupy" and torch.cuda.is_available() else "cpu"
+    if be.name == "cupy" and device == "cpu":
+        row["torch_note"] = "PyTorch has no CUDA here: no GPU reference"
+        return None
+    row.update(torch=torch.__version__, torch_device=device)
+    return device
+
+
+@contextlib.contextmanager
+def initial_weights(model, be, init_params):
+    """The model holds ``init_params`` inside the block (to build PyTorch's twin from), and
+    its own trained weights again after it."""
+    trained = {k: be.to_numpy(v).copy() for k, v in model.params().items()}
+    model.load_params(init_params)
+    try:
+        yield
+    finally:
+        model.load_params(trained)
+
+
 # --------------------------------------------------------------------------- group step
 def group_batch(cfg, seed: int = 1):
     """A group batch as the loader makes it: random images, the loader's pairs.
@@ -458,25 +484,19 @@ def run_group_row(preset: str, backend_name: str, threads: int, use_torch: bool,
     if be.name == "cupy":
         row["gpu_pool_mb"] = be.xp.get_default_memory_pool().total_bytes() / 2**20
     fns = {"ts": train_step}
-    if use_torch and torch_available():
+    device = torch_device(be, row) if use_torch and torch_available() else None
+    if device is not None:
         import torch
 
-        device = "cuda" if be.name == "cupy" and torch.cuda.is_available() else "cpu"
-        if be.name == "cupy" and device == "cpu":
-            row["torch_note"] = "PyTorch has no CUDA here: no GPU reference"
-        else:
-            row.update(torch=torch.__version__, torch_device=device)
-            trained = {k: be.to_numpy(v).copy() for k, v in model.params().items()}
-            model.load_params(init_params)  # the same initial weights for PyTorch
+        with initial_weights(model, be, init_params):  # PyTorch starts from the same weights
             for name, (step, loss_fn) in torch_group_steps(model, cfg, batch, one_shot_weight,
                                                             threads, device).items():
                 fns[name] = step
                 row[f"{name}_loss_start"] = float(loss_fn().detach())
-            model.load_params(trained)
-            row["torch_threads"] = torch.get_num_threads()
-            if device == "cuda":
-                cuda_sync = sync
-                sync = lambda: (cuda_sync(), torch.cuda.synchronize())  # noqa: E731
+        row["torch_threads"] = torch.get_num_threads()
+        if device == "cuda":
+            cuda_sync = sync
+            sync = lambda: (cuda_sync(), torch.cuda.synchronize())  # noqa: E731
     seconds = interleaved_medians(fns, warmup, timed, sync)
     row["images_per_s"] = M / seconds["ts"]
     row["pairs_per_s"] = P / seconds["ts"]
@@ -514,24 +534,18 @@ def run_row(preset: str, batch: int, backend_name: str, threads: int, use_torch:
     if be.name == "cupy":
         row["gpu_pool_mb"] = be.xp.get_default_memory_pool().total_bytes() / 2**20
     train_fns, eval_fns = {"ts": train_step}, {"ts": eval_step}
-    if use_torch and torch_available():
+    device = torch_device(be, row) if use_torch and torch_available() else None
+    if device is not None:
         import torch
 
-        device = "cuda" if be.name == "cupy" and torch.cuda.is_available() else "cpu"
-        if be.name == "cupy" and device == "cpu":
-            row["torch_note"] = "PyTorch has no CUDA here: no GPU reference"
-        else:
-            row.update(torch=torch.__version__, torch_device=device)
-            trained = {k: be.to_numpy(v).copy() for k, v in model.params().items()}
-            model.load_params(init_params)  # the same initial weights for PyTorch
+        with initial_weights(model, be, init_params):  # PyTorch starts from the same weights
             for name, (tr, ev) in torch_steps(model, cfg, x1, x2, y, threads, device).items():
                 train_fns[name], eval_fns[name] = tr, ev
-            model.load_params(trained)
-            row["torch_threads"] = torch.get_num_threads()
-            row["torch_tf32"] = torch.backends.cudnn.allow_tf32  # False: strict float32
-            if device == "cuda":
-                cuda_sync = sync
-                sync = lambda: (cuda_sync(), torch.cuda.synchronize())  # noqa: E731
+        row["torch_threads"] = torch.get_num_threads()
+        row["torch_tf32"] = torch.backends.cudnn.allow_tf32  # False: strict float32
+        if device == "cuda":
+            cuda_sync = sync
+            sync = lambda: (cuda_sync(), torch.cuda.synchronize())  # noqa: E731
     train_s = interleaved_medians(train_fns, warmup, timed, sync)
     eval_s = interleaved_medians(eval_fns, min(warmup, 1), timed, sync)
     row["pairs_per_s"] = batch / train_s["ts"]
@@ -555,35 +569,35 @@ def fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
 
-def print_table(rows: list[dict], out=sys.stdout) -> None:
-    head = (f"{'preset':<7}{'batch':>6}{'train p/s':>11}{'eval p/s':>10}{'peak MB':>9}"
-            f"{'torch p/s':>11}{'ratio':>7}{'torch CL p/s':>14}{'ratio CL':>9}")
+def print_rows(head: str, rows: list[dict], line, out) -> None:
+    """A header, a rule, then ``line(row)`` for each row (or why the row failed)."""
     print(head, file=out)
     print("-" * len(head), file=out)
     for r in rows:
-        if "error" in r:
-            print(f"{r['preset']:<7}{r['batch']:>6}  failed: {r['error']}", file=out)
-            continue
-        print(f"{r['preset']:<7}{r['batch']:>6}{fmt(r['pairs_per_s']):>11}"
-              f"{fmt(r['eval_pairs_per_s']):>10}{fmt(r['peak_mb'], '.0f'):>9}"
-              f"{fmt(r['torch_pairs_per_s']):>11}{fmt(r['ratio'], '.2f'):>7}"
-              f"{fmt(r['torch_cl_pairs_per_s']):>14}{fmt(r['ratio_cl'], '.2f'):>9}", file=out)
+        print(f"{r['preset']:<7}  failed: {r['error']}" if "error" in r else line(r), file=out)
+
+
+def print_table(rows: list[dict], out=sys.stdout) -> None:
+    print_rows(f"{'preset':<7}{'batch':>6}{'train p/s':>11}{'eval p/s':>10}{'peak MB':>9}"
+               f"{'torch p/s':>11}{'ratio':>7}{'torch CL p/s':>14}{'ratio CL':>9}", rows,
+               lambda r: f"{r['preset']:<7}{r['batch']:>6}{fmt(r['pairs_per_s']):>11}"
+                         f"{fmt(r['eval_pairs_per_s']):>10}{fmt(r['peak_mb'], '.0f'):>9}"
+                         f"{fmt(r['torch_pairs_per_s']):>11}{fmt(r['ratio'], '.2f'):>7}"
+                         f"{fmt(r['torch_cl_pairs_per_s']):>14}{fmt(r['ratio_cl'], '.2f'):>9}",
+               out)
 
 
 def print_group_table(rows: list[dict], out=sys.stdout) -> None:
-    head = (f"{'preset':<7}{'images':>7}{'pairs':>7}{'img/s':>8}{'peak MB':>9}{'torch img/s':>13}"
-            f"{'ratio':>7}{'torch CL img/s':>16}{'ratio CL':>9}  convs on FFT")
-    print(head, file=out)
-    print("-" * len(head), file=out)
-    for r in rows:
-        if "error" in r:
-            print(f"{r['preset']:<7}  failed: {r['error']}", file=out)
-            continue
+    def line(r):
         fft = [n for n, p in (r.get("conv_paths") or {}).items() if p == "fft"]
-        print(f"{r['preset']:<7}{r['images']:>7}{r['pairs']:>7}{fmt(r['images_per_s']):>8}"
-              f"{fmt(r['peak_mb'], '.0f'):>9}{fmt(r['torch_images_per_s']):>13}"
-              f"{fmt(r['ratio'], '.2f'):>7}{fmt(r['torch_cl_images_per_s']):>16}"
-              f"{fmt(r['ratio_cl'], '.2f'):>9}  {' '.join(fft) or '-'}", file=out)
+        return (f"{r['preset']:<7}{r['images']:>7}{r['pairs']:>7}{fmt(r['images_per_s']):>8}"
+                f"{fmt(r['peak_mb'], '.0f'):>9}{fmt(r['torch_images_per_s']):>13}"
+                f"{fmt(r['ratio'], '.2f'):>7}{fmt(r['torch_cl_images_per_s']):>16}"
+                f"{fmt(r['ratio_cl'], '.2f'):>9}  {' '.join(fft) or '-'}")
+
+    print_rows(f"{'preset':<7}{'images':>7}{'pairs':>7}{'img/s':>8}{'peak MB':>9}"
+               f"{'torch img/s':>13}{'ratio':>7}{'torch CL img/s':>16}{'ratio CL':>9}  "
+               "convs on FFT", rows, line, out)
 
 
 def print_layers(row: dict, out=sys.stdout) -> None:

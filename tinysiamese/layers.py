@@ -115,6 +115,20 @@ class Conv2D:
         return dx
 
 
+def _no_params(layer, backend) -> None:
+    """A parameter-free layer starts with no params, no grads and no cache; its array
+    module is the backend's, or (built without a backend) its first input's."""
+    layer.xp = backend.xp if backend is not None else None
+    layer.params, layer.grads, layer.cache = {}, {}, None
+
+
+def _forward(layer, op, x, *args):
+    """y = op(x) of a parameter-free layer, keeping the op's cache for its backward."""
+    layer.xp = layer.xp or array_module(x)
+    y, layer.cache = op(layer.xp, x, *args)
+    return y
+
+
 class MaxPool2D:
     """Non-overlapping max-pool. x: (N, C, Hi, Wi) -> y: (N, C, Hi//s, Wi//s).
 
@@ -125,14 +139,10 @@ class MaxPool2D:
 
     def __init__(self, size=2, *, backend=None, rng=None):
         self.size = size
-        self.xp = backend.xp if backend is not None else None
-        self.params, self.grads = {}, {}
-        self.cache = None
+        _no_params(self, backend)
 
     def forward(self, x):
-        self.xp = self.xp or array_module(x)
-        y, self.cache = ops.maxpool_forward(self.xp, x, self.size)
-        return y
+        return _forward(self, ops.maxpool_forward, x, self.size)
 
     def backward(self, dy):
         return ops.maxpool_backward(self.xp, dy, self.cache, self.size)
@@ -170,16 +180,13 @@ class ReLU:
     dx = dy * (y > 0)."""
 
     def __init__(self, *, backend=None, rng=None):
-        self.xp = backend.xp if backend is not None else None
-        self.params, self.grads = {}, {}
-        self.cache = None
+        _no_params(self, backend)
 
     def forward(self, x):
-        self.xp = self.xp or array_module(x)
-        y, self.cache = ops.relu_forward(self.xp, x)
-        return y
+        return _forward(self, ops.relu_forward, x)
 
     def backward(self, dy):
+        # the kink at 0: a unit that was off passes no gradient, one that was on passes all
         return ops.relu_backward(self.xp, dy, self.cache)
 
 
@@ -187,14 +194,11 @@ class Sigmoid:
     """y = 1 / (1 + e^-x), stable for any |x|. cache: y. backward: dx = dy y (1 - y)."""
 
     def __init__(self, *, backend=None, rng=None):
-        self.xp = backend.xp if backend is not None else None
-        self.params, self.grads = {}, {}
-        self.cache = None
+        _no_params(self, backend)
 
     def forward(self, x):
-        self.xp = self.xp or array_module(x)
-        y, self.cache = ops.sigmoid_forward(self.xp, x)
-        return y
+        # caching y, not x: the derivative y (1 - y) needs no second exponential
+        return _forward(self, ops.sigmoid_forward, x)
 
     def backward(self, dy):
         return ops.sigmoid_backward(self.xp, dy, self.cache)
