@@ -84,7 +84,7 @@ def main(argv=None) -> int:
                                   [float(v) for v in args.temperature.split(",")]))
     path = args.checkpoint or pretrained_path()
     model = model_from_checkpoint(load_checkpoint(path), get_backend("numpy"))
-    size = model.cfg["image_size"]
+    size = model.network.image_size
     start = time.perf_counter()
     split = omniglot.load_split(args.data, "evaluation", size, cache_dir=args.cache)
     data = omniglot.subset(split, SETS[args.alphabets], range(1, omniglot.N_DRAWERS + 1))

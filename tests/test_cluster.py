@@ -124,7 +124,7 @@ def test_real_omniglot_folder_clusters_by_character(omniglot_dir, tmp_path):
                 with zf.open(n) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
     model = model_from_checkpoint(load_checkpoint(pretrained_path()), get_backend("numpy"))
-    listing, x = folders.read_folder(tmp_path / "mine", model.cfg["image_size"], min_images=2)
+    listing, x = folders.read_folder(tmp_path / "mine", model.network.image_size, min_images=2)
     truth = np.array([f.parent.name for f in listing.files])
     h = similarity.encode(model, x)
     z = similarity.pair_logits(h, h, *similarity.join_params(model), symmetric=True)

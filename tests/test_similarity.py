@@ -9,15 +9,15 @@ from PIL import Image
 from tinysiamese import folders, omniglot, oneshot, similarity
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
-from tinysiamese.model import SiameseNet, preset_config
+from tinysiamese.config import PRESETS
+from tinysiamese.model import SiameseNet
 from tinysiamese.pretrained import pretrained_path
 from tinysiamese.train import model_score
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = preset_config("tiny")
-    return SiameseNet(cfg, backend=get_backend("numpy"), rng=np.random.default_rng(3))
+    return SiameseNet(PRESETS["tiny"].network, backend=get_backend("numpy"), rng=np.random.default_rng(3))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def write_ink(path, ink: np.ndarray) -> None:
 
 
 def test_classify_agrees_with_eval_trial_for_trial(real_evaluation, shipped, tmp_path):
-    size = shipped.cfg["image_size"]
+    size = shipped.network.image_size
     test = omniglot.paper_split(real_evaluation, "test")
     small = omniglot.strokes_to_ink(test.images.reshape(-1, *test.images.shape[2:]) > 0, size)
     test.images = small.reshape(*test.images.shape[:2], size, size)  # as load_paper_split(.., 52)

@@ -41,7 +41,7 @@ def encode(model, images: np.ndarray, views: int = 1, batch_size: int = 256) -> 
         out.append(np.concatenate(
             [backend.to_numpy(model.encode(backend.asarray(posed[s:s + batch_size])))
              for s in range(0, len(posed), batch_size)]
-            or [np.zeros((0, model.cfg["dense"]), np.float32)]))
+            or [np.zeros((0, model.network.dense), np.float32)]))
     return np.stack(out).astype(np.float32, copy=False)  # (V, N, D)
 
 
