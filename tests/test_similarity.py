@@ -106,3 +106,12 @@ def test_classify_agrees_with_eval_trial_for_trial(real_evaluation, shipped, tmp
         assert all(len(r["top"]) == 3 and r["top"][0][0] == r["class"] for r in results)
     assert chosen == expected.tolist(), "classify must choose what eval chooses, trial for trial"
     assert np.mean(np.array(chosen) == trials.answer) > 0.8, "the shipped model is right mostly"
+
+
+def test_logits_of_an_ensemble_is_the_mean_and_self_pairs_are_symmetric(tiny):
+    other = SiameseNet(PRESETS["tiny"].network, backend=get_backend("numpy"),
+                       rng=np.random.default_rng(4))
+    x = images(9, seed=7)
+    one = [similarity.logits(m, x, x, views=2) for m in (tiny, other)]
+    both = similarity.logits([tiny, other], x, views=2)  # x against itself, half the pairs
+    np.testing.assert_allclose(both, (one[0] + one[1]) / 2, atol=1e-5, err_msg="ensemble mean")

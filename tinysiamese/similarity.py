@@ -101,7 +101,25 @@ def sigmoid(z):
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def classify(model, support_images: np.ndarray, labels: np.ndarray, classes: list[str],
+def logits(models, xa: np.ndarray, xb: np.ndarray | None = None, views: int = 1) -> np.ndarray:
+    """The pair logits of images xa (A, H, W) against xb (B, H, W) -> z (A, B) float64.
+
+    ``models``: one net or several trained apart, whose logits are averaged (an ensemble,
+    as :func:`tinysiamese.oneshot.ensemble`). xb None: xa against itself, encoded once and
+    only half the pairs joined (z is symmetric).
+    """
+    models = models if isinstance(models, (list, tuple)) else [models]
+    total = None
+    for model in models:
+        alpha, b = join_params(model)
+        ha = encode(model, xa, views)
+        hb = ha if xb is None else encode(model, xb, views)
+        z = pair_logits(ha, hb, alpha, b, symmetric=xb is None)
+        total = z if total is None else total + z
+    return total / len(models)
+
+
+def classify(models, support_images: np.ndarray, labels: np.ndarray, classes: list[str],
              queries: np.ndarray, views: int = 1, top: int = 3) -> list[dict]:
     """Each query's class: the support class of the highest mean logit.
 
@@ -109,9 +127,8 @@ def classify(model, support_images: np.ndarray, labels: np.ndarray, classes: lis
     [{"class": name, "probability": P(same), "top": [[name, P], ...]}] in query order,
     ``top`` classes best first; ties go to the first class in name order.
     """
-    alpha, b = join_params(model)
-    hs, hq = encode(model, support_images, views), encode(model, queries, views)
-    scores = class_scores(pair_logits(hq, hs, alpha, b), labels, len(classes))  # (Q, C)
+    z = logits(models, queries, support_images, views)               # (Q, S)
+    scores = class_scores(z, labels, len(classes))                   # (Q, C)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
     p = sigmoid(scores)
     return [{"class": classes[o[0]], "probability": float(p[q, o[0]]),
