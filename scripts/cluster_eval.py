@@ -8,7 +8,8 @@ Each alphabet is clustered on its own, all 20 drawings of each of its characters
 K (its number of characters) given and once with K estimated (tinysiamese.cluster); per
 alphabet and averaged: clustering accuracy (Hungarian match), NMI, ARI and the estimated K.
 ``--alphabets val`` runs it on the 10 validation alphabets, where the settings are chosen
-(several comma-separated --neighbours / --temperature values print one summary row each);
+(several comma-separated --neighbours / --temperature / --restarts values print one
+summary row each);
 ``test`` (Lake's 10 test alphabets) reports. Without a checkpoint the shipped model is used.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ def score(truth, labels) -> tuple[float, float, float]:
             clustermetrics.ari(truth, labels))
 
 
-def run(h, truth_all, alphabet_of_image, names, alpha, b, neighbours, temperature, seed):
+def run(h, truth_all, alphabet_of_image, names, alpha, b, neighbours, temperature, restarts, seed):
     """-> one row per alphabet: (name, n images, K, known (acc, nmi, ari), est (...), K est)."""
     rows = []
     for a, name in enumerate(names):
@@ -44,8 +45,8 @@ def run(h, truth_all, alphabet_of_image, names, alpha, b, neighbours, temperatur
         truth = truth_all[mine]
         k_true = len(np.unique(truth))
         z = similarity.pair_logits(h[:, mine], h[:, mine], alpha, b, symmetric=True)
-        known = cluster.cluster(z, k_true, neighbours, temperature, seed)
-        guess = cluster.cluster(z, None, neighbours, temperature, seed)
+        known = cluster.cluster(z, k_true, neighbours, temperature, seed, restarts)
+        guess = cluster.cluster(z, None, neighbours, temperature, seed, restarts)
         rows.append((name, int(mine.sum()), k_true, score(truth, known.labels),
                      score(truth, guess.labels), guess.k))
     return rows
@@ -76,12 +77,15 @@ def main(argv=None) -> int:
     ap.add_argument("--views", type=int, default=8, choices=(1, 2, 4, 8))
     ap.add_argument("--neighbours", default=str(cluster.NEIGHBOURS), help="comma-separated")
     ap.add_argument("--temperature", default=str(cluster.TEMPERATURE), help="comma-separated")
+    ap.add_argument("--restarts", default=str(cluster.RESTARTS),
+                    help="k-means tries, comma-separated")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=None, help="cache folder of the decoded archive")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     args = ap.parse_args(argv)
     grid = list(itertools.product([int(v) for v in args.neighbours.split(",")],
-                                  [float(v) for v in args.temperature.split(",")]))
+                                  [float(v) for v in args.temperature.split(",")],
+                                  [int(v) for v in args.restarts.split(",")]))
     path = args.checkpoint or pretrained_path()
     model = model_from_checkpoint(load_checkpoint(path), get_backend("numpy"))
     size = model.network.image_size
@@ -95,20 +99,23 @@ def main(argv=None) -> int:
     h = similarity.encode(model, images, args.views)                 # (V, N, D)
     alpha, b = similarity.join_params(model)
     results = []
-    for neighbours, temperature in grid:
+    for neighbours, temperature, restarts in grid:
         rows = run(h, truth, alphabet_of_image, data.alphabets, alpha, b, neighbours,
-                   temperature, args.seed)
-        results.append(((neighbours, temperature), rows))
+                   temperature, restarts, args.seed)
+        results.append(((neighbours, temperature, restarts), rows))
         known = np.mean([r[3][0] for r in rows])
         est = np.mean([r[4][0] for r in rows])
         k_err = np.mean([abs(r[5] - r[2]) / r[2] for r in rows])
-        print(f"neighbours {neighbours:3d}  T {temperature:5g}: accuracy K known {known:.1%}, "
-              f"K estimated {est:.1%}, K off by {k_err:.1%} on average", flush=True)
+        print(f"neighbours {neighbours:3d}  T {temperature:5g}  restarts {restarts:3d}: accuracy "
+              f"K known {known:.1%}, K estimated {est:.1%}, K off by {k_err:.1%} on average",
+              flush=True)
     seconds = time.perf_counter() - start
+    neighbours, temperature, restarts = grid[0]
     heading = (f"{args.alphabets} alphabets ({len(data.alphabets)}, all {n_drawers} drawings of "
                f"each character), model {path.name}, {args.views} view(s), neighbours "
-               f"{grid[0][0]}, temperature {grid[0][1]:g}, seed {args.seed}; {seconds:.0f} s on "
-               f"{platform.machine()} ({platform.processor() or 'cpu'}), NumPy backend")
+               f"{neighbours}, temperature {temperature:g}, {restarts} k-means restarts, seed "
+               f"{args.seed}; {seconds:.0f} s on {platform.machine()} "
+               f"({platform.processor() or 'cpu'}), NumPy backend")
     text = table(results[0][1], heading)
     print(text)
     if args.out:

@@ -16,9 +16,10 @@ Input: z (N, N), the symmetric matrix of pair logits (:func:`tinysiamese.similar
 4. k-means on the rows of the K eigenvectors (k-means++ starts, ``restarts`` tries, the
    lowest within-cluster sum of squares kept).
 
-Choices (neighbours 10, T = 5, 8 views) were made on the validation alphabets by
+Choices (neighbours 10, T = 5, 10 k-means restarts, 8 views) were made on the validation alphabets by
 ``scripts/cluster_eval.py --alphabets val``; docs/clustering.md has the table.
-Memory: a few N x N float64 matrices (5,000 images: 200 MB each) and one eigendecomposition.
+Memory: z (N x N float64), A (float32) and one float32 eigendecomposition (5,000 images:
+200 MB, 100 MB and about 400 MB).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import numpy as np
 
 NEIGHBOURS = 10
 TEMPERATURE = 5.0
+RESTARTS = 10  # k-means tries; more find better optima on validation (docs/clustering.md)
 
 
 @dataclass
@@ -42,25 +44,39 @@ class Clustering:
 
 
 def knn_affinity(z: np.ndarray, neighbours: int = NEIGHBOURS,
-                 temperature: float = TEMPERATURE) -> np.ndarray:
-    """z: (N, N) symmetric logits -> A: (N, N) float64, exp((z - max z) / T) on the edges of
+                 temperature: float = TEMPERATURE, block: int = 256) -> np.ndarray:
+    """z: (N, N) symmetric logits -> A: (N, N) float32, exp((z - max z) / T) on the edges of
     the symmetric kNN graph (a-b an edge when either is among the other's ``neighbours``
-    highest z), 0 elsewhere and on the diagonal."""
+    highest z), 0 elsewhere and on the diagonal.
+
+    The neighbours are found ``block`` rows at a time, so beside z and A only a block of
+    rows is ever held: for 5,000 images A is 100 MB, and no N x N temporary is made.
+    """
     n = z.shape[0]
     k = min(neighbours, n - 1)
-    others = np.where(np.eye(n, dtype=bool), -np.inf, z)
-    near = np.argpartition(-others, k - 1, axis=1)[:, :k]           # (N, k)
     edge = np.zeros((n, n), dtype=bool)
-    np.put_along_axis(edge, near, True, axis=1)
-    edge |= edge.T
-    return np.where(edge, np.exp((z - others.max()) / temperature), 0.0)
+    top = -np.inf                                                      # max z off the diagonal
+    for r in range(0, n, block):
+        rows = z[r:r + block].copy()                                   # (b, N)
+        rows[np.arange(len(rows)), np.arange(r, r + len(rows))] = -np.inf  # not itself
+        near = np.argpartition(-rows, k - 1, axis=1)[:, :k]            # (b, k)
+        np.put_along_axis(edge[r:r + block], near, True, axis=1)
+        top = max(top, float(rows.max()))
+    edge |= edge.T                                                     # either one's neighbour
+    a = np.empty((n, n), dtype=np.float32)  # float32 halves the eigensolver's memory
+    for r in range(0, n, block):            # exp(-inf) = 0 off the edges
+        a[r:r + block] = np.exp((np.where(edge[r:r + block], z[r:r + block], -np.inf) - top)
+                                / temperature)
+    return a
 
 
 def spectrum(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A: (N, N) -> eigenvalues (N,) descending and eigenvectors (N, N) (columns) of
-    L = D^-1/2 A D^-1/2."""
+    L = D^-1/2 A D^-1/2. Scales ``a`` in place (it becomes L)."""
     scale = 1.0 / np.sqrt(np.maximum(a.sum(axis=1), 1e-300))
-    values, vectors = np.linalg.eigh(a * scale[:, None] * scale[None, :])
+    a *= scale[:, None]
+    a *= scale[None, :]
+    values, vectors = np.linalg.eigh(a)
     return values[::-1], vectors[:, ::-1]
 
 
@@ -120,7 +136,7 @@ def by_size(labels: np.ndarray) -> np.ndarray:
 
 
 def cluster(z: np.ndarray, k: int | None = None, neighbours: int = NEIGHBOURS,
-            temperature: float = TEMPERATURE, seed: int = 0, restarts: int = 5) -> Clustering:
+            temperature: float = TEMPERATURE, seed: int = 0, restarts: int = RESTARTS) -> Clustering:
     """Spectral clustering of N images from their pair logits z (N, N); see the module
     docstring. ``k``: the number of clusters, or None to estimate it."""
     n = z.shape[0]
