@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tinysiamese import cluster, clustermetrics, omniglot, similarity
+from tinysiamese import characters, cluster, clustermetrics, omniglot, pixels, similarity
 from tinysiamese.backend import get_backend
-from tinysiamese.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint
+from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
+from tinysiamese.files import atomic_write
 from tinysiamese.pretrained import pretrained_path
 
-SETS = {"val": omniglot.VAL_ALPHABETS, "test": omniglot.TEST_ALPHABETS}
+SETS = {"val": characters.VAL_ALPHABETS, "test": characters.TEST_ALPHABETS}
 
 
 def score(truth, labels) -> tuple[float, float, float]:
@@ -91,9 +92,9 @@ def main(argv=None) -> int:
     size = model.network.image_size
     start = time.perf_counter()
     split = omniglot.load_split(args.data, "evaluation", size, cache_dir=args.cache)
-    data = omniglot.subset(split, SETS[args.alphabets], range(1, omniglot.N_DRAWERS + 1))
+    data = characters.subset(split, SETS[args.alphabets], range(1, omniglot.N_DRAWERS + 1))
     n_drawers = data.images.shape[1]
-    images = omniglot.as_float(data.images).reshape(-1, size, size)  # (chars * 20, H, W)
+    images = pixels.as_float(data.images).reshape(-1, size, size)  # (chars * 20, H, W)
     truth = np.repeat(np.arange(len(data.characters)), n_drawers)
     alphabet_of_image = np.repeat(data.alphabet_of, n_drawers)
     h = similarity.encode(model, images, args.views)                 # (V, N, D)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from tinysiamese import folders
 from tinysiamese.folders import FolderDataError, FolderError
-from tinysiamese.omniglot import DataError
+from tinysiamese.archive import DataError
 
 
 def write_png(path: Path, seed: int = 0, size: int = 20, mode: str = "L") -> Path:

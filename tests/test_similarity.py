@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinysiamese import folders, omniglot, oneshot, similarity
+from tinysiamese import characters, folders, oneshot, pixels, similarity
 from tinysiamese.backend import get_backend
 from tinysiamese.checkpoint import load_checkpoint, model_from_checkpoint
 from tinysiamese.config import PRESETS
 from tinysiamese.model import SiameseNet
 from tinysiamese.pretrained import pretrained_path
-from tinysiamese.train import model_score
+from tinysiamese.oneshot import model_score
+from tinysiamese.trials import within_alphabet_trials
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +89,10 @@ def write_ink(path, ink: np.ndarray) -> None:
 
 def test_classify_agrees_with_eval_trial_for_trial(real_evaluation, shipped, tmp_path):
     size = shipped.network.image_size
-    test = omniglot.paper_split(real_evaluation, "test")
-    small = omniglot.strokes_to_ink(test.images.reshape(-1, *test.images.shape[2:]) > 0, size)
+    test = characters.paper_split(real_evaluation, "test")
+    small = pixels.strokes_to_ink(test.images.reshape(-1, *test.images.shape[2:]) > 0, size)
     test.images = small.reshape(*test.images.shape[:2], size, size)  # as load_paper_split(.., 52)
-    trials = oneshot.within_alphabet_trials(test, n_way=20, n_trials=60, seed=5)
+    trials = within_alphabet_trials(test, n_way=20, n_trials=60, seed=5)
     expected = oneshot.evaluate(oneshot.with_views(model_score(shipped), 2), trials).predicted
     chosen = []
     for s in range(0, trials.n_trials, 20):  # a set of 20 trials shares its 20 supports

@@ -20,7 +20,7 @@ Layouts (the depth of the image files below the folder decides):
 
 Two exception classes, so that the command line can give each its exit status:
 :class:`FolderError` (a ``ValueError``: the request cannot be met, exit 2) and
-:class:`FolderDataError` (an ``omniglot.DataError``: an image is damaged, exit 1).
+:class:`FolderDataError` (an ``archive.DataError``: an image is damaged, exit 1).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from .images import ImageError, load_user_image
-from .omniglot import DataError
+from .archive import DataError
 
 # Suffixes of every format this Pillow opens (.png, .jpg, .jpeg, .gif, .bmp, .tif, .webp, ...).
 IMAGE_SUFFIXES = frozenset(Image.registered_extensions())

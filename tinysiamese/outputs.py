@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .checkpoint import atomic_write
-from .plots import font, save_png
+from .drawing import font
+from .files import atomic_write
+from .plots import save_png
 
 THUMB = 40          # px, one thumbnail
 PER_ROW = 16        # thumbnails shown per cluster; the rest are counted
