@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .oneshot import _view, pair_views
 
 BLOCK_ELEMENTS = 2**23  # floats in one (rows, cols, D) block of |h_a - h_b|: 32 MB in float32
@@ -94,13 +95,6 @@ def class_scores(z: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarra
     return (z @ onehot) / onehot.sum(axis=0)
 
 
-def sigmoid(z):
-    """P(same) = 1 / (1 + e^-z), stable for any z (host arrays)."""
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 def logits(models, xa: np.ndarray, xb: np.ndarray | None = None, views: int = 1) -> np.ndarray:
     """The pair logits of images xa (A, H, W) against xb (B, H, W) -> z (A, B) float64.
 
@@ -130,7 +124,7 @@ def classify(models, support_images: np.ndarray, labels: np.ndarray, classes: li
     z = logits(models, queries, support_images, views)               # (Q, S)
     scores = class_scores(z, labels, len(classes))                   # (Q, C)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
-    p = sigmoid(scores)
+    p = ops.sigmoid(np, scores)                                      # P(same)
     return [{"class": classes[o[0]], "probability": float(p[q, o[0]]),
              "top": [[classes[c], float(p[q, c])] for c in o]}
             for q, o in enumerate(order)]
