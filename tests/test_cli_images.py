@@ -145,3 +145,14 @@ def test_real_omniglot_as_a_user_lays_it_out(omniglot_dir, tmp_path):
     assert result.exit_code == 0, result.output
     got = json.loads([l for l in result.output.splitlines() if l.startswith("{")][0])
     assert 8 <= got["k"] <= 12, f"estimated K {got['k']} for 10 characters"
+
+
+def test_an_ensemble_of_one_model_twice_answers_as_the_model(shapes):
+    from tinysiamese.pretrained import pretrained_path
+    one = run("classify", shapes / "support", shapes / "query", "--json")
+    two = run("classify", pretrained_path(), pretrained_path(), shapes / "support",
+              shapes / "query", "--json")
+    assert one.exit_code == two.exit_code == 0, two.output
+    a, b = (json.loads(r.output.splitlines()[0])["results"] for r in (one, two))
+    assert [r["class"] for r in a] == [r["class"] for r in b]
+    assert np.allclose([r["probability"] for r in a], [r["probability"] for r in b])
