@@ -161,8 +161,9 @@ def embed_command(paths, out, backend_name):
     z = sum_j alpha_j |h_aj - h_bj| + b, for use in other tools.
 
     \b
-    Example:
+    Examples:
       tinysiamese embed drawings/ --out drawings.npy
+      tinysiamese embed runs/my-run/best.npz drawings/ --out drawings.npy
     """
     checkpoints, rest = _split_checkpoints(paths, 1, "a FOLDER of images")
     if len(checkpoints) > 1 or len(rest) > 1:
