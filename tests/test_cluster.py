@@ -133,3 +133,21 @@ def test_real_omniglot_folder_clusters_by_character(omniglot_dir, tmp_path):
     assert len(listing.files) == 100 and accuracy >= 0.9, f"accuracy {accuracy:.1%}"
     guess = cluster.cluster(z)
     assert 4 <= guess.k <= 6, f"estimated K {guess.k} for 5 characters"
+
+
+@pytest.mark.parametrize("z, k", [
+    ([[9.0, 3.0], [3.0, 9.0]], 1),                                     # the net says same
+    ([[9.0, -3.0], [-3.0, 9.0]], 2),                                   # the net says different
+    ([[9.0, 2.0, -1.0], [2.0, 9.0, -4.0], [-1.0, -4.0, 9.0]], 2),
+])
+def test_few_images_take_k_from_the_nets_answers(z, k):
+    got = cluster.cluster(np.array(z))
+    assert got.k == k and "P(same) > 1/2" in got.how, got.how
+    assert len(np.unique(got.labels)) == k
+
+
+def test_linked_groups():
+    linked = np.zeros((5, 5), dtype=bool)
+    for a, b in [(0, 3), (3, 4)]:
+        linked[a, b] = linked[b, a] = True
+    assert cluster.linked_groups(linked) == 3, "{0, 3, 4}, {1}, {2}"

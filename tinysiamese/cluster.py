@@ -135,6 +135,20 @@ def by_size(labels: np.ndarray) -> np.ndarray:
     return rank[inverse].astype(np.int64)
 
 
+def linked_groups(linked: np.ndarray) -> int:
+    """linked: (N, N) bool, symmetric -> the number of connected groups (a breadth-first walk)."""
+    n, seen, groups = len(linked), np.zeros(len(linked), dtype=bool), 0
+    for start in range(n):
+        if seen[start]:
+            continue
+        groups, frontier = groups + 1, np.zeros(n, dtype=bool)
+        frontier[start] = True
+        while frontier.any():
+            seen |= frontier
+            frontier = linked[frontier].any(axis=0) & ~seen
+    return groups
+
+
 def cluster(z: np.ndarray, k: int | None = None, neighbours: int = NEIGHBOURS,
             temperature: float = TEMPERATURE, seed: int = 0, restarts: int = RESTARTS) -> Clustering:
     """Spectral clustering of N images from their pair logits z (N, N); see the module
@@ -145,7 +159,10 @@ def cluster(z: np.ndarray, k: int | None = None, neighbours: int = NEIGHBOURS,
     if k is not None and not 1 <= k <= n:
         raise ValueError(f"--k must lie between 1 and the number of images ({n}), not {k}")
     values, vectors = spectrum(knn_affinity(z, neighbours, temperature))
-    if k is None:
+    if k is None and n < 4:  # too few eigenvalues to show a gap: ask the net directly
+        k = linked_groups(z > 0)
+        how = f"K = {k} estimated: the groups of the {n} images that P(same) > 1/2 links"
+    elif k is None:
         k = estimate_k(values)
         how = (f"K = {k} estimated: the largest gap in the spectrum of the similarity graph, "
                f"between eigenvalues {values[k - 1]:.3f} and {values[k]:.3f}")
