@@ -6,7 +6,7 @@ Input: z (N, N), the symmetric matrix of pair logits (:func:`tinysiamese.similar
    joined when either is among the other's, with weight A_ab = exp((z_ab - max z) / T).
    Keeping only near neighbours matters: the net's logits rank a few images well but are
    noisy far away, and a dense affinity lets that noise join clusters (Lake's test
-   alphabets: dense exp(z/10), 85.9%; this graph, see docs/clustering.md).
+   alphabets, one view: dense exp(z/10), 85.7% with K known; see docs/clustering.md).
 2. Spectrum. The normalised affinity L = D^-1/2 A D^-1/2 (D the row sums) has eigenvalue 1
    once for each connected part of the graph, and close to 1 once for each group that is
    nearly cut off from the rest; its top K eigenvectors, rows scaled to unit length,
