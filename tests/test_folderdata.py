@@ -72,3 +72,18 @@ def test_real_omniglot_alphabets_as_groups(omniglot_dir, tmp_path):
     assert data.val.alphabets == ["Greek", "Korean"] and data.n_way == 2
     assert data.train.images.shape == (6, 20, 52, 52) and data.val.images.shape == (4, 20, 52, 52)
     assert data.train.images.max() == 255 and np.median(data.train.images) == 0, "ink on black"
+
+
+def test_the_trainer_runs_on_folder_data(tmp_path):
+    """One short epoch of the tiny preset on a folder: the TrainingData fits the trainer as is."""
+    from tinysiamese.backend import get_backend
+    from tinysiamese.config import PRESETS
+    from tinysiamese.runfolder import RunFolder
+    from tinysiamese.train import train
+    data = load_folder_data(flat_folder(tmp_path / "mine", [4] * 10), 28, seed=0)
+    cfg = PRESETS["tiny"].replace("run", epochs=1, val_trials=4, test_trials=0)
+    cfg = cfg.replace("loader", batches_per_epoch=3)
+    lines = []
+    result = train(cfg, data, get_backend("numpy"), RunFolder(tmp_path / "run"), log=lines.append)
+    assert result.best_epoch == 1 and (tmp_path / "run" / "best.npz").is_file(), lines
+    assert any(split_rule(0) in line for line in lines), "the run's log states the split"
