@@ -96,13 +96,15 @@ class LocalServer:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate: set[str] = set()
-        self.requests: list[str] = []
+        self.requests: list[str] = []  # the file names asked for
+        self.paths: list[str] = []     # the whole paths, in order
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 name = self.path.rsplit("/", 1)[-1]
                 server.requests.append(name)
+                server.paths.append(self.path)
                 if name not in server.files:
                     self.send_error(404)
                     return

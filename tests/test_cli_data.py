@@ -94,6 +94,7 @@ def test_download_from_refuses_an_incomplete_archive(tmp_path):
 def test_download_and_unzip_small_archives(server, omniglot_dir, tmp_path, monkeypatch):
     # The official table swapped for the two small archives, which the shared data has verbatim.
     monkeypatch.setattr(dl, "OFFICIAL_ARCHIVES", dl.SMALL_ARCHIVES)
+    monkeypatch.setattr(dl, "RUNS_ARCHIVES", ())  # tests/test_download_runs.py has Lake's runs
     for spec in dl.SMALL_ARCHIVES:
         server.files[spec.name] = (omniglot_dir / spec.name).read_bytes()
     dest = tmp_path / "data"

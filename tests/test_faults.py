@@ -515,6 +515,7 @@ def fake_table(tmp_path_factory, monkeypatch):
     data = write_fake_split(folder, "background", {"A": 1}).read_bytes()
     spec = dl.ArchiveSpec("images_background.zip", len(data), hashlib.md5(data).hexdigest(), 20)
     monkeypatch.setattr(dl, "OFFICIAL_ARCHIVES", (spec,))
+    monkeypatch.setattr(dl, "RUNS_ARCHIVES", ())
     return spec, data
 
 

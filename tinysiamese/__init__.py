@@ -23,8 +23,11 @@ Read the code in this order (each module is one concept):
                   one-shot trials, Lake's 20 runs, the evaluator, the baselines
 12. ``steps``, ``files``, ``checkpoint``, ``runfolder``, ``train``
                   one training step, atomic writes, checkpoints, the run folder, the loop
-13. ``images``, ``drawing``, ``plots``, ``cli``
-                  a user's image files, pictures, the command line
+13. ``images``, ``folders``, ``folderdata``, ``similarity``, ``cluster``, ``clustermetrics``,
+    ``outputs``   a user's images: one file, folders and their classes, training on them,
+                  every pair from embeddings, spectral clustering and its scores, the files
+14. ``drawing``, ``plots``, ``cli``
+                  pictures, the command line
 """
 
 __version__ = "0.1.0"

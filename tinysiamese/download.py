@@ -37,12 +37,19 @@ class ArchiveSpec:
     size: int      # bytes
     md5: str
     n_images: int  # PNG members: the content check for local copies
+    remote: str = ""  # its path below the base URL, when that is not ``name``
 
 
 OFFICIAL_ARCHIVES = (
     ArchiveSpec("images_background.zip", 9_464_212, "68d2efa1b9178cc56df9314c21c6e718", 19_280),
     ArchiveSpec("images_evaluation.zip", 6_462_886, "6b91aef0f799c5bb55b94e3f2daec811", 13_180),
 )
+# Lake's official one-shot runs, for `tinysiamese eval --runs`, kept beside the archives as
+# all_runs.zip. Its 800 images (20 runs of 20 training + 20 test images) are counted from the
+# runs' layout; size and MD5 are the official file's.
+LAKE_RUNS = ArchiveSpec("all_runs.zip", 352_787, "e8996daecdf12afeeb4a53a179f06b19", 800,
+                        remote="one-shot-classification/all_runs.zip")
+RUNS_ARCHIVES = (LAKE_RUNS,)  # what `data download` fetches after OFFICIAL_ARCHIVES
 # The official "minimal" splits (5 background alphabets each): small, for tests and demos.
 SMALL_ARCHIVES = (
     ArchiveSpec("images_background_small1.zip", 1_319_022, "e704a628b5459e08445c13499850abc4",
@@ -124,7 +131,8 @@ def _remove(path: Path) -> None:
 
 def download_archive(spec: ArchiveSpec, dest: str | os.PathLike, *, url: str | None = None,
                      timeout: float = 60.0) -> FetchResult:
-    """Download ``<base url>/<spec.name>`` into ``dest``, verified by size and MD5.
+    """Download ``<base url>/<spec.remote or spec.name>`` into ``dest / spec.name``, verified
+    by size and MD5.
 
     Skips the download when ``dest`` already holds a verified copy. On any failure the
     partial ``.part`` file is deleted and DataError says to run the command again.
@@ -134,7 +142,7 @@ def download_archive(spec: ArchiveSpec, dest: str | os.PathLike, *, url: str | N
     if is_verified(target, spec):
         return FetchResult(spec.name, target, "present")
     dest.mkdir(parents=True, exist_ok=True)
-    source = f"{base_url(url)}/{spec.name}"
+    source = f"{base_url(url)}/{spec.remote or spec.name}"
     part = dest / (spec.name + ".part")
     try:
         digest, n_bytes = hashlib.md5(), 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import data, evaluate, gradcheck, pictures, train
+from . import data, evaluate, gradcheck, images, pictures, train
 from .options import CONTEXT, Commands
 
 
@@ -29,6 +29,6 @@ def main():
     """
 
 
-for module in (data, train, evaluate, gradcheck, pictures):
+for module in (data, train, evaluate, images, gradcheck, pictures):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -24,7 +24,8 @@ def data():
 @click.option("--unzip", is_flag=True,
               help="Also unzip the archives (tinysiamese itself reads the zips).")
 def download_command(dest, source, url, unzip):
-    """Download the Omniglot archives, verify their size and MD5, and keep them.
+    """Download the Omniglot archives and Lake's one-shot runs (all_runs.zip, for
+    `eval --runs`), verify their size and MD5, and keep them.
 
     Files already present and verified are skipped; a failed or corrupted transfer
     leaves nothing behind, so running the command again retries.
@@ -41,7 +42,7 @@ def download_command(dest, source, url, unzip):
     else:
         click.echo(f"downloading from {dl.base_url(url)} into {dest}", err=True)
         results = []
-        for spec in dl.OFFICIAL_ARCHIVES:
+        for spec in dl.OFFICIAL_ARCHIVES + dl.RUNS_ARCHIVES:  # the archives, then Lake's runs
             results.append(dl.download_archive(spec, dest, url=url))
     for result in results:
         click.echo(f"{result.status:10s} {result.path}")
