@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 
 from tinysiamese import oneshot, omniglot
 from tinysiamese.steps import group_step

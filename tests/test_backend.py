@@ -14,7 +14,7 @@ import tinysiamese.model
 import tinysiamese.ops
 from tinysiamese.backend import (BACKEND_NAMES, Backend, BackendUnavailableError, array_module,
                                  get_backend)
-from tinysiamese.config import PRESETS, build_config
+from tinysiamese.config import PRESETS
 from tinysiamese.model import SiameseNet
 
 

@@ -26,7 +26,6 @@ import pytest
 from conftest import write_fake_split
 
 from tinysiamese import download as dl
-from tinysiamese import characters
 from tinysiamese import train as train_mod
 from tinysiamese.backend import get_backend
 from tinysiamese.archive import DataError

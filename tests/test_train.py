@@ -4,7 +4,6 @@ Also the shipped model: it loads by default, with no data and no checkpoint give
 """
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 

@@ -13,7 +13,7 @@ from ..images import load_user_image
 from ..lake_runs import load_lake_runs
 from ..trials import within_alphabet_trials
 from .options import (CONTEXT, backend_option, cache_dir_option, data_option, json_option,
-                      load_models, scorer, short_all, views_option)
+                      load_models, scorer, scoring_options, short_all, views_option)
 
 
 def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size, cache_dir,
@@ -127,9 +127,7 @@ def eval_command(checkpoints, baseline, data_path, split, runs, mnist_path, ways
 
 @click.command("verify", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@backend_option
-@views_option("the pair")
-@json_option
+@scoring_options("the pair")
 def verify_command(files, backend_name, views, as_json):
     """The probability that two images show the same character: [CHECKPOINT...] IMAGE_A IMAGE_B.
 

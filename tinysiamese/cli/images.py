@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import cluster as clustering, folders, outputs, similarity
 from ..images import load_user_image
-from .options import CONTEXT, backend_option, json_option, load_models, short_all, views_option
+from .options import CONTEXT, backend_option, load_models, scoring_options, short_all
 
 
 def _split_checkpoints(paths, least: int, usage: str):
@@ -55,9 +55,7 @@ def _read_queries(paths, size: int):
 
 @click.command("classify", context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@backend_option
-@views_option("each query-support pair")
-@json_option
+@scoring_options("each query-support pair")
 def classify_command(paths, backend_name, views, as_json):
     """Which support class each query shows: [CHECKPOINT...] SUPPORT QUERY...
 
@@ -100,9 +98,7 @@ def classify_command(paths, backend_name, views, as_json):
               help="Exactly K clusters [default: K estimated from the similarity graph].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder for clusters.csv and clusters.png.")
-@backend_option
-@views_option("each pair")
-@json_option
+@scoring_options("each pair")
 def cluster_command(paths, k, out, backend_name, views, as_json):
     """Group the images of a folder by the net's similarity: [CHECKPOINT...] FOLDER
 

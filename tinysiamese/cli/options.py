@@ -81,6 +81,14 @@ def json_option(f):
                         help="Print one JSON object instead of text.")(f)
 
 
+def scoring_options(scored: str):
+    """--backend, --views and --json: the options of a command that scores ``scored`` and
+    prints its answers (verify, classify, cluster)."""
+    def apply(f):
+        return backend_option(views_option(scored)(json_option(f)))
+    return apply
+
+
 def load_models(checkpoints, backend_name):
     """Load CHECKPOINTs (default: the model shipped in the package) -> [(SiameseNet, path)].
 
