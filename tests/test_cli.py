@@ -113,3 +113,32 @@ def test_a_config_typo_names_the_key_and_exits_2(tmp_path):
     assert_one_line_error(run("train", "--config", config), 2,
                           'unknown key "batches_per_epok" in section loader; did you mean '
                           '"batches_per_epoch"?')
+
+
+def test_train_on_a_folder_of_your_own_images(tmp_path):
+    """`train --data FOLDER` on class/*.png: split by the seed, trained, no test set."""
+    import numpy as np
+    from conftest import fake_strokes
+
+    images = tmp_path / "mine"
+    for c in range(8):
+        (images / f"class{c}").mkdir(parents=True)
+        for d in range(3):
+            Image.fromarray(~fake_strokes(c, d)).save(images / f"class{c}" / f"{d}.png")
+    (images / "notes.txt").write_text("not an image")
+    config = tmp_path / "pairs.json"
+    config.write_text(json.dumps({"loader": {"kind": "pairs", "pairs_per_epoch": 64,
+                                             "batch_size": 16}, "run": {"val_trials": 4}}))
+    out = tmp_path / "run"
+    result = run("train", "--data", images, "--preset", "tiny", "--epochs", 1, "--config",
+                 config, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"loading the images of {images}" in result.output
+    assert "classes split by seed 0" in result.output and "2 validate" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"] is None and summary["best_epoch"] == 1
+    assert np.isfinite(json.loads((out / "metrics.jsonl").read_text())["loss"])
+    # the default preset's group batches need groups of classes: one line says what to do
+    assert_one_line_error(run("train", "--data", images, "--out", tmp_path / "run2"), 2,
+                          "group batches of preset small need 4",
+                          '{"loader": {"kind": "pairs"}}')

@@ -13,8 +13,7 @@ where ``DD`` (01-20) is the drawer. Each PNG is 105x105, 1-bit, black strokes on
 ``images: (n_chars, 20, H, W)`` uint8 ink (see :mod:`tinysiamese.pixels`), indexed by
 drawer - 1; :func:`load_paper_split` cuts one of the paper's sets from it.
 
-Decoding 19,280 PNGs takes seconds, so each decoded split is cached as one ``.npz`` (see
-:func:`load_split`); the second load of a split reads one file.
+Decoding 19,280 PNGs takes seconds, so each decoded split is cached as one ``.npz``.
 """
 from __future__ import annotations
 
@@ -96,6 +95,11 @@ def _split_source(root: Path, split: str) -> Path:
     )
 
 
+def holds_omniglot(root) -> bool:
+    """Whether ``root`` holds a split of Omniglot, zipped or unzipped."""
+    return any(p.exists() for split in SPLITS for p in _split_paths(Path(root), split))
+
+
 def find_data_root(path: str | os.PathLike | None = None) -> Path:
     """The folder holding the Omniglot archives: ``path`` > ``$TINYSIAMESE_DATA`` > default.
 
@@ -117,7 +121,7 @@ def find_data_root(path: str | os.PathLike | None = None) -> Path:
         raise FileNotFoundError(
             f"{origin} {root} is not a folder; pass the folder holding the archives"
         )
-    if not any(p.exists() for split in SPLITS for p in _split_paths(root, split)):
+    if not holds_omniglot(root):
         raise FileNotFoundError(
             f"{root} does not hold Omniglot: expected images_background.zip or images_background/ "
             f"(and images_evaluation); run `tinysiamese data download --dest {root}`"

@@ -10,6 +10,7 @@ import click
 from .. import omniglot
 from ..backend import get_backend, keep_freed_memory
 from ..config import PRESETS, ConfigError, build_config, read_config_file, with_overrides
+from ..folderdata import load_folder_data
 from ..runfolder import ResumeError, RunFolder
 from ..train import omniglot_data, train
 from .options import CONTEXT, backend_option, data_option
@@ -82,7 +83,9 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
 
     After every epoch the model answers validation one-shot trials (500 for small); the
     best model is kept, and at the end it is scored on the 400 within-alphabet 20-way test
-    trials. Ctrl-C finishes the step, saves and tells how to resume. A folder holds one
+    trials. --data may also be a folder of your own images, class/*.png or
+    group/class/*.png (a group plays an alphabet): its classes are split into training and
+    validation by the seed, as the log says; there is no test set. Ctrl-C finishes the step, saves and tells how to resume. A folder holds one
     run: a new run refuses a folder that holds one (see --resume, --overwrite), and one
     trainer at a time may use it.
 
@@ -90,6 +93,7 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
     Examples:
       tinysiamese train --epochs 1 --steps-per-epoch 20     # a one-minute try
       tinysiamese train --data ~/data/omniglot --out runs/small
+      tinysiamese train --data ~/my-images --config pairs.json   # {"loader": {"kind": "pairs"}}
       tinysiamese train --preset koch --backend cupy --out runs/koch
       tinysiamese train --resume runs/koch
     """
@@ -104,7 +108,10 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
                            str(config_path or "config"))
         cfg = with_overrides(cfg, command_line_settings(cfg, epochs, steps_per_epoch,
                                                         batch_size, distortions, seed))
-    root = omniglot.find_data_root(data_path)
+    # Omniglot where the folder holds it (or none is given); else the folder's own images
+    own_images = data_path is not None and Path(data_path).is_dir() \
+        and not omniglot.holds_omniglot(data_path)
+    root = Path(data_path) if own_images else omniglot.find_data_root(data_path)
     folder = RunFolder(resume or out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), root)
     backend = get_backend(backend_name, "float32")
     # refused (unwritable, holding a run, in use) before the data is loaded
@@ -112,9 +119,18 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
     if backend.name == "numpy":
         keep_freed_memory()
     size = cfg.network.image_size
-    _log_line(f"loading Omniglot at {size}x{size} ...")
-    data = omniglot_data(root, size, cfg.run.test_trials > 0,
-                         "skip" if skip_bad_images else "error")
+    _log_line(f"loading {'the images of ' + str(root) if own_images else 'Omniglot'} at "
+              f"{size}x{size} ...")
+    if own_images:
+        data = load_folder_data(root, size, cfg.run.seed)
+        groups, g = len(set(data.train.alphabet_of)), cfg.loader.group
+        if cfg.loader.kind == "groups" and groups < g.alphabets:
+            raise ConfigError(f"{root} has {groups} group(s) of training classes; group batches "
+                              f"of preset {cfg.preset} need {g.alphabets}: train on independent "
+                              'pairs with --config FILE holding {"loader": {"kind": "pairs"}}')
+    else:
+        data = omniglot_data(root, size, cfg.run.test_trials > 0,
+                             "skip" if skip_bad_images else "error")
     progress = _progress_line if sys.stderr.isatty() else None
     result = train(cfg, data, backend, folder, resume=resume is not None, log=_log_line,
                    progress=progress)
