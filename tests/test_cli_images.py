@@ -156,3 +156,17 @@ def test_an_ensemble_of_one_model_twice_answers_as_the_model(shapes):
     a, b = (json.loads(r.output.splitlines()[0])["results"] for r in (one, two))
     assert [r["class"] for r in a] == [r["class"] for r in b]
     assert np.allclose([r["probability"] for r in a], [r["probability"] for r in b])
+
+
+def test_cluster_writes_beside_the_folder_and_never_inside_it(shapes, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(shapes / "all", tmp_path / "drawings")
+    result = run("cluster", folder, "--k", 3)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "drawings-clusters" / "clusters.png").is_file()
+    again = run("cluster", folder, "--k", 3)  # the same 12 images, not 13
+    assert again.exit_code == 0 and again.output.count("images") == result.output.count("images")
+    assert_one_line_error(run("cluster", folder, "--out", folder / "results"), 2,
+                          "lies inside", "give --out outside it")
+    assert not (folder / "results").exists()

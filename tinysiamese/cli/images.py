@@ -96,8 +96,9 @@ def classify_command(paths, backend_name, views, as_json):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--k", "k", type=click.IntRange(min=1), default=None,
               help="Exactly K clusters [default: K estimated from the similarity graph].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Folder for clusters.csv and clusters.png.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for clusters.csv and clusters.png, outside FOLDER [default: "
+                   "FOLDER-clusters beside FOLDER].")
 @scoring_options("each pair")
 def cluster_command(paths, k, out, backend_name, views, as_json):
     """Group the images of a folder by the net's similarity: [CHECKPOINT...] FOLDER
@@ -111,12 +112,18 @@ def cluster_command(paths, k, out, backend_name, views, as_json):
 
     \b
     Examples:
-      tinysiamese cluster drawings/
+      tinysiamese cluster drawings/                  # writes drawings-clusters/
       tinysiamese cluster drawings/ --k 12 --out results/ --views 8
     """
     checkpoints, rest = _split_checkpoints(paths, 1, "a FOLDER of images")
     if len(rest) > 1:
         raise click.UsageError(f"give one FOLDER to cluster, not {len(rest)} paths")
+    root = rest[0].resolve()
+    out = out if out is not None else root.parent / f"{root.name}-clusters"
+    if out.resolve() == root or root in out.resolve().parents:
+        raise click.UsageError(f"--out {out} lies inside {rest[0]}: the next cluster of the "
+                               "folder would read clusters.png as one of its images; give "
+                               "--out outside it")
     models = load_models(checkpoints, backend_name)
     listing, x = folders.read_folder(rest[0], models[0][0].network.image_size, min_images=2)
     _note(listing)
