@@ -83,8 +83,8 @@ def test_overwrite_and_resume_together_are_a_usage_error(root, tmp_path):
 
 
 def test_a_second_trainer_is_refused_while_the_first_holds_the_folder(root, tmp_path):
-    out, cfg = tmp_path / "run", config(tmp_path)
-    first = start([*CLI, *train_args(root, out, cfg, "--epochs", 500)])
+    out, cfg = tmp_path / "run", config(tmp_path, patience=10_000)  # no early stop: it runs on
+    first = start([*CLI, *train_args(root, out, cfg, "--epochs", 10_000)])
     try:
         read_until(first, "epoch   1")  # it has written last.npz and goes on
         for again in (train_args(root, out, cfg, "--overwrite"),
@@ -172,8 +172,8 @@ def test_a_kill_between_checkpoint_and_metrics_resumes_to_the_same_weights(where
 
 
 def test_best_npz_is_always_whole_for_a_reader_while_a_run_trains(root, tmp_path):
-    out, cfg = tmp_path / "run", config(tmp_path, val_trials=20)
-    trainer = start([*CLI, *train_args(root, out, cfg, "--epochs", 500)])
+    out, cfg = tmp_path / "run", config(tmp_path, patience=10_000)
+    trainer = start([*CLI, *train_args(root, out, cfg, "--epochs", 10_000)])
     backend, reads, deadline = get_backend(), 0, time.monotonic() + 90
     try:
         read_until(trainer, "epoch   1")

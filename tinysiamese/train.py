@@ -257,6 +257,7 @@ def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> Trai
                         f"{folder / 'last.npz'}. Resume with: {folder.resume_command()}")
                     break
                 seconds = time.perf_counter() - t0
+                learner.opt.end_epoch()  # the record gives the next epoch's lr and momentum
                 keep_epoch(learner, folder, point, val_trials, log,
                            epoch_record(learner, loader, epoch, loss, accuracy, seen, seconds))
                 stopped = stopping_rule(cfg, point, time.perf_counter() - run_start,
@@ -278,11 +279,10 @@ def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> Trai
 
 def keep_epoch(learner: Learner, folder: RunFolder, point: Progress, val_trials, log,
                record: dict) -> None:
-    """The end of a finished epoch: advance the schedules, validate the judged weights, keep
-    them as best.npz if they beat the best so far, then write the epoch's metrics line and
-    last.npz (in this order: see RunFolder.agree_with_last)."""
+    """The end of a finished epoch: validate the judged weights, keep them as best.npz if
+    they beat the best so far, then write the epoch's metrics line and last.npz (in this
+    order: see RunFolder.agree_with_last)."""
     t0 = time.perf_counter()
-    learner.opt.end_epoch()
     val = validate(learner, val_trials)
     point.epoch, point.batch, point.partial = record["epoch"], 0, Progress().partial
     improved = val > point.best_acc

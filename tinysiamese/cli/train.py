@@ -11,6 +11,7 @@ from .. import omniglot
 from ..backend import get_backend, keep_freed_memory
 from ..config import PRESETS, ConfigError, build_config, read_config_file, with_overrides
 from ..folderdata import load_folder_data
+from ..folders import list_images
 from ..runfolder import ResumeError, RunFolder
 from ..train import omniglot_data, train
 from .options import CONTEXT, backend_option, data_option
@@ -110,7 +111,7 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
                                                         batch_size, distortions, seed))
     # Omniglot where the folder holds it (or none is given); else the folder's own images
     own_images = data_path is not None and Path(data_path).is_dir() \
-        and not omniglot.holds_omniglot(data_path)
+        and not omniglot.holds_omniglot(data_path) and bool(list_images(data_path).files)
     root = Path(data_path) if own_images else omniglot.find_data_root(data_path)
     folder = RunFolder(resume or out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), root)
     backend = get_backend(backend_name, "float32")
