@@ -197,3 +197,18 @@ def test_eval_bad_data_is_a_failure(tmp_path):
     result = run("eval", "--baseline", "nn", "--data", root, "--ways", 3,
                  "--cache-dir", tmp_path / "c")
     assert_one_line_error(result, 1, bad.rsplit("/", 1)[-1])
+
+
+def test_eval_runs_alone_reads_the_downloaded_runs(tmp_path, monkeypatch):
+    """`eval --runs` with no path: Lake's runs where `data download` keeps them."""
+    from conftest import write_lake_runs
+
+    monkeypatch.setenv("TINYSIAMESE_DATA", str(tmp_path))
+    write_lake_runs(tmp_path, n_runs=2, n_way=3, as_zip=True)
+    result = run("eval", "--baseline", "nn", "--runs", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["trials"] == 6 and str(tmp_path / "all_runs.zip") in report["source"]
+    missing = run("eval", "--baseline", "nn", "--runs", "--json",
+                  env={"TINYSIAMESE_DATA": str(tmp_path / "none")})
+    assert missing.exit_code == 2 and "all_runs.zip" in missing.output, missing.output

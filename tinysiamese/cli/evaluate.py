@@ -29,6 +29,8 @@ def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size,
         images, labels = mnist.load_mnist(mnist_path)
         trials = mnist.mnist_trials(images, labels, n_trials, seed, size)
         return trials, f"MNIST t10k, 10-way, {n_trials} trials, seed {seed}, {size}px"
+    if runs is not None:  # --runs alone: where `tinysiamese data download` puts the file
+        runs = Path(runs) if runs else omniglot.default_data_root() / "all_runs.zip"
     if runs is not None:
         if ways not in (None, 20):
             raise ValueError("Lake's runs are 20-way; leave out --ways")
@@ -68,8 +70,9 @@ def _print_result(result: oneshot.OneShotResult, scorer: str, source: str, as_js
 @data_option(" Trials are within-alphabet.")
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="The paper's set to draw Omniglot trials from.")
-@click.option("--runs", type=click.Path(path_type=Path), default=None,
-              help="Lake's all_runs.zip (or its unzipped folder): his official 400 trials.")
+@click.option("--runs", type=click.Path(), default=None, is_flag=False, flag_value="",
+              help="Lake's all_runs.zip (or its unzipped folder): his "
+              "official 400 trials; --runs alone reads the one `data download` keeps.")
 @click.option("--mnist", "mnist_path", type=click.Path(path_type=Path), default=None,
               help="Folder with MNIST's t10k IDX files: 10-way trials.")
 @click.option("--ways", type=int, default=None, help="Ways per Omniglot trial [default: 20].")
@@ -101,6 +104,7 @@ def eval_command(checkpoints, baseline, data_path, split, runs, mnist_path, ways
       tinysiamese eval runs/run-a/best.npz runs/run-b/best.npz
       tinysiamese eval --views 8
       tinysiamese eval --mnist ~/data/mnist
+      tinysiamese eval --runs                         # after `tinysiamese data download`
       tinysiamese eval --baseline hausdorff --runs all_runs.zip
       tinysiamese eval --baseline nn --mnist ~/data/mnist --json
     """
