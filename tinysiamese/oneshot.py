@@ -35,7 +35,7 @@ def pair_views(views: int) -> list[tuple[int, bool]]:
     return [(k, m) for m in mirrors for k in turns]
 
 
-def _view(x: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+def posed_view(x: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
     """x (M, 1, H, H), mirrored left to right, then turned ``turns`` quarter turns."""
     if mirrored:
         x = x[..., ::-1]
@@ -61,7 +61,7 @@ def with_views(score: Callable[[np.ndarray, np.ndarray], np.ndarray],
             height, width = x1.shape[-2:]
             if height != width:
                 raise ValueError(f"turned views need square images, not {height}x{width}")
-            return score(_view(x1, turns, mirrored), _view(x2, turns, mirrored))
+            return score(posed_view(x1, turns, mirrored), posed_view(x2, turns, mirrored))
         return score_posed
 
     return ensemble([posed(turns, mirrored) for turns, mirrored in copies])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .oneshot import _view, pair_views
+from .oneshot import pair_views, posed_view
 
 BLOCK_ELEMENTS = 2**23  # floats in one (rows, cols, D) block of |h_a - h_b|: 32 MB in float32
 
@@ -38,7 +38,7 @@ def encode(model, images: np.ndarray, views: int = 1, batch_size: int = 256) -> 
     x = np.asarray(images, dtype=np.float32)[:, None]  # (N, 1, H, W)
     out = []
     for turns, mirrored in pair_views(views):
-        posed = _view(x, turns, mirrored) if (turns or mirrored) else x
+        posed = posed_view(x, turns, mirrored) if (turns or mirrored) else x
         out.append(np.concatenate(
             [backend.to_numpy(model.encode(backend.asarray(posed[s:s + batch_size])))
              for s in range(0, len(posed), batch_size)]
