@@ -142,3 +142,20 @@ def test_train_on_a_folder_of_your_own_images(tmp_path):
     assert_one_line_error(run("train", "--data", images, "--out", tmp_path / "run2"), 2,
                           "group batches of preset small need 4",
                           '{"loader": {"kind": "pairs"}}')
+
+
+def test_a_run_repeats_from_its_saved_config(paper20, tmp_path):
+    """`train --config runs/<run>/config.json` trains the same run again, its seed included."""
+    config = tmp_path / "first.json"
+    config.write_text(json.dumps({"run": {"seed": 3, "val_trials": 20, "test_trials": 0},
+                                  "loader": {"batches_per_epoch": 2}}))
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert run("train", "--data", paper20, "--epochs", 1, "--config", config,
+               "--out", first).exit_code == 0
+    result = run("train", "--data", paper20, "--config", first / "config.json", "--out", again)
+    assert result.exit_code == 0, result.output
+    assert json.loads((again / "config.json").read_text()) == \
+        json.loads((first / "config.json").read_text())
+    assert (again / "last.npz").read_bytes() != b"" and \
+        json.loads((again / "metrics.jsonl").read_text())["loss"] == \
+        json.loads((first / "metrics.jsonl").read_text())["loss"]

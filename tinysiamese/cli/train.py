@@ -27,7 +27,7 @@ def command_line_settings(cfg, epochs, steps_per_epoch, batch_size, distortions,
     """The options of `train` as config overrides, in the terms of the config's loader:
     --batch-size is a pairs batch, or a group batch's images (it sets group.alphabets), and
     --steps-per-epoch sets batches_per_epoch, or the pairs that fill that many batches."""
-    run, loader = {"seed": seed}, {}
+    run, loader = {} if seed is None else {"seed": seed}, {}
     if epochs is not None:
         run["epochs"] = epochs
     if distortions is not None:
@@ -65,7 +65,8 @@ def command_line_settings(cfg, epochs, steps_per_epoch, batch_size, distortions,
 @click.option("--distortions", type=click.IntRange(min=0), default=None,
               help="Pairs loader: 0, a fresh random distortion of every image; K>0, the "
                    "paper's K distorted copies per pair.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the weights, batches and trials [default: the config's, 0].")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder [default: runs/<timestamp>].")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
@@ -86,9 +87,9 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
     best model is kept, and at the end it is scored on the 400 within-alphabet 20-way test
     trials. --data may also be a folder of your own images, class/*.png or
     group/class/*.png (a group plays an alphabet): its classes are split into training and
-    validation by the seed, as the log says; there is no test set. Ctrl-C finishes the step, saves and tells how to resume. A folder holds one
-    run: a new run refuses a folder that holds one (see --resume, --overwrite), and one
-    trainer at a time may use it.
+    validation by the seed, as the log says; there is no test set. Ctrl-C finishes the
+    step, saves and tells how to resume. A folder holds one run: a new run refuses a
+    folder that holds one (see --resume, --overwrite), and one trainer at a time may use it.
 
     \b
     Examples:
