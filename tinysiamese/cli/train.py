@@ -104,7 +104,7 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
                                "give one of them")
     if resume is not None:
         cfg = _resumed(resume, preset, epochs, steps_per_epoch, batch_size, distortions,
-                       config_path, out)
+                       seed, config_path, out)
     else:
         cfg = build_config(preset, read_config_file(config_path) if config_path else {},
                            str(config_path or "config"))
@@ -142,7 +142,7 @@ def train_command(data_path, preset, backend_name, epochs, steps_per_epoch, batc
         sys.exit(130)
 
 
-def _resumed(resume: Path, preset, epochs, steps_per_epoch, batch_size, distortions,
+def _resumed(resume: Path, preset, epochs, steps_per_epoch, batch_size, distortions, seed,
              config_path, out):
     """The config a resumed run goes on with: its own, with only --epochs changed."""
     if out is not None:
@@ -151,7 +151,7 @@ def _resumed(resume: Path, preset, epochs, steps_per_epoch, batch_size, distorti
         raise click.UsageError(f"nothing to resume: {resume / 'last.npz'} does not exist")
     given = [name for name, value in [("--steps-per-epoch", steps_per_epoch),
                                       ("--batch-size", batch_size),
-                                      ("--distortions", distortions),
+                                      ("--distortions", distortions), ("--seed", seed),
                                       ("--config", config_path)] if value is not None]
     if given:  # the run's own settings win on resume: say so rather than ignore
         raise click.UsageError(f"--resume continues with the run's own settings; leave out "
