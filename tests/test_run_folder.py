@@ -63,7 +63,8 @@ def test_a_second_run_into_the_same_folder_is_refused_and_the_first_run_is_kept(
     before = files_of(out)
     result = run(*train_args(root, out, cfg, "--epochs", 2))  # the same command again
     assert_one_line_error(result, 2, f"{out} already holds a run (epoch 2 of 2, best val ",
-                          f"continue it with `--resume {out}`", "choose another --out")
+                          f"continue it with `tinysiamese train --resume {out} --data {root}`",
+                          "choose another --out")
     assert "loading Omniglot" not in result.output
     after = files_of(out)
     assert {k: v for k, v in after.items() if k != "run.lock"} == \
@@ -189,3 +190,75 @@ def test_best_npz_is_always_whole_for_a_reader_while_a_run_trains(root, tmp_path
     assert reads >= 20, f"only {reads} reads happened while the run trained"
     result = run("eval", out / "best.npz", "--data", root, "--split", "val", "--trials", 20)
     assert result.exit_code == 0, result.output
+
+
+# --------------------------------------------------------------------------------------
+# What the review found: a refused trainer, a failed start, other data, a damaged record
+
+
+def test_a_refused_trainer_leaves_the_running_trainers_temporary_file_alone(root, tmp_path):
+    """A second `train` is refused before it touches anything: the first trainer's
+    half-written checkpoint (a hidden .tmp file) stays, to be renamed over last.npz."""
+    from tinysiamese.runfolder import RunFolder
+
+    out, cfg = tmp_path / "run", config(tmp_path)
+    assert run(*train_args(root, out, cfg, "--epochs", 1)).exit_code == 0
+    holder = RunFolder(out)
+    holder.open(resume=True)  # this process is the trainer now, in the middle of a write
+    try:
+        temp = out / ".last.npz.inflight.tmp"
+        temp.write_bytes(b"PK half a checkpoint")
+        for again in (train_args(root, out, cfg, "--overwrite"),
+                      ["train", "--resume", out, "--data", root, "--epochs", 2]):
+            proc = subprocess.run([*CLI, *map(str, again)], capture_output=True, text=True,
+                                  timeout=120)
+            assert proc.returncode == 2 and "is in use by another training run" in proc.stderr
+            assert temp.read_bytes() == b"PK half a checkpoint", "the refused run deleted it"
+    finally:
+        holder.close()
+
+
+def test_a_run_that_cannot_start_writes_nothing_and_overwrite_deletes_nothing(root, tmp_path):
+    out, cfg = tmp_path / "run", config(tmp_path)
+    assert run(*train_args(root, out, cfg, "--epochs", 1)).exit_code == 0
+    before = files_of(out)
+    bad = config(tmp_path, loader="groups",  # more drawers than the characters have
+                 group={"alphabets": 2, "characters": 3, "drawers": 30})
+    fresh = tmp_path / "fresh"
+    assert_one_line_error(run(*train_args(root, fresh, bad)), 2, "group drawers must be 2 to")
+    assert [p.name for p in fresh.iterdir()] == ["run.lock"], "a failed start left files"
+    assert run(*train_args(root, fresh, cfg, "--epochs", 1)).exit_code == 0, \
+        "the folder of a run that never started refuses a new one"
+    assert_one_line_error(run(*train_args(root, out, bad, "--overwrite")), 2, "group drawers")
+    assert files_of(out) == before, "--overwrite deleted the old run before the new one started"
+
+
+def test_a_run_resumes_only_on_the_data_it_began_with(root, tmp_path):
+    from PIL import Image
+    from conftest import fake_strokes
+
+    images = tmp_path / "mine"
+    for c in range(8):
+        (images / f"class{c}").mkdir(parents=True)
+        for d in range(3):
+            Image.fromarray(~fake_strokes(c, d)).save(images / f"class{c}" / f"{d}.png")
+    out = tmp_path / "run"
+    cfg = config(tmp_path, run={"val_trials": 4})
+    assert run(*train_args(images, out, cfg, "--epochs", 1)).exit_code == 0
+    result = run("train", "--resume", out, "--data", root, "--epochs", 2)
+    assert_one_line_error(result, 2, f"was trained on the images of {images.resolve()} (8 classes)",
+                          "not on Omniglot", "resume it with the --data it began with")
+    assert metric_epochs(out) == [1]
+    assert run("train", "--resume", out, "--data", images, "--epochs", 2).exit_code == 0
+    assert metric_epochs(out) == [1, 2]
+
+
+def test_a_damaged_progress_record_is_one_line(root, tmp_path):
+    from tinysiamese.checkpoint import save_checkpoint
+
+    out = tmp_path / "run"
+    assert run(*train_args(root, out, config(tmp_path), "--epochs", 1)).exit_code == 0
+    ckpt = load_checkpoint(out / "last.npz")
+    save_checkpoint(out / "last.npz", ckpt.params, {**ckpt.meta, "epoch": "x"}, ckpt.velocities)
+    assert_one_line_error(run("train", "--resume", out, "--data", root, "--epochs", 3), 1,
+                          "its progress record is damaged")

@@ -166,9 +166,9 @@ def build_config(preset: str | None = None, overrides: dict | None = None,
     """The preset (default: its "preset" key in ``overrides``, else small) with ``overrides``
     merged in, section by section. ``source`` names the file in error messages."""
     overrides = _sectioned(dict(overrides or {}), source)
-    name = preset or overrides.pop("preset", None) or "small"
-    overrides.pop("preset", None)
-    if name not in PRESETS:
+    name = overrides.pop("preset", None) if preset is None else preset
+    name = "small" if name is None else name
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"{source}: unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
     merged = _merge(PRESETS[name].to_dict(), overrides, source, "")
     cfg = Config(name, *(_build(SECTIONS[s], merged[s], source, s)

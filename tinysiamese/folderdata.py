@@ -19,7 +19,9 @@ ink 0..255 like Omniglot's (:mod:`tinysiamese.pixels`).
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -97,4 +99,7 @@ def load_folder_data(root, size: int, seed: int = 0) -> TrainingData:
                      "as many as its smallest class")
     if data.listing.note():
         notes.append(f"{data.listing.root}: {data.listing.note()}")
-    return TrainingData(train_set, val_set, None, n_way, tuple(notes))
+    names = sorted(data.classes)
+    source = {"kind": "folder", "root": str(Path(root).resolve()), "classes": len(names),
+              "names": hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]}
+    return TrainingData(train_set, val_set, None, n_way, tuple(notes), source)

@@ -25,6 +25,7 @@ import os
 import platform
 import shlex
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,13 +64,14 @@ class Progress:
     best_epoch: int = -1
     bad_epochs: int = 0
     average_steps: int = 0
+    data: dict | None = None  # what it trains on (train.TrainingData.source)
 
     def meta(self, cfg: Config) -> dict:
         """The JSON header of a checkpoint written at this point."""
         return {"config": cfg.to_dict(), "seed": cfg.run.seed, "epoch": self.epoch,
                 "batch": self.batch, "partial": self.partial, "best_val_accuracy": self.best_acc,
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-                "average_steps": self.average_steps}
+                "average_steps": self.average_steps, "data": self.data}
 
 
 class RunFolder:
@@ -81,6 +83,7 @@ class RunFolder:
         self.path, self.data_root = Path(path), data_root
         self.metrics = self.path / "metrics.jsonl"
         self._lock = None  # the open run.lock while this process holds it
+        self._overwrite = False  # delete the old run's files at the first write
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -101,7 +104,8 @@ class RunFolder:
     # ------------------------------------------------------------------ starting
     def open(self, *, resume: bool = False, overwrite: bool = False) -> None:
         """Make the folder, take its lock, and check that it may take this run: a new run
-        needs a folder that holds none (``overwrite``: its run files are deleted first).
+        needs a folder that holds none (``overwrite``: the old run's files go, but only when
+        the new run writes its first file, so a run that fails to start deletes nothing).
         Idempotent: the command line opens the folder before it loads the data, then
         ``train`` opens it again. ResumeError (one line) if the folder is refused."""
         if self._lock is not None:
@@ -109,13 +113,14 @@ class RunFolder:
         self.prepare()
         self._lock = self._take_lock()
         try:
-            if not resume and self.holds_run():
-                if not overwrite:
-                    raise ResumeError(f"{self.path} already holds a run ({self.describe()}); "
-                                      f"continue it with `--resume {self.path}`, or choose "
-                                      "another --out (or give --overwrite to start afresh)")
-                for name in self.RUN_FILES:
-                    (self / name).unlink(missing_ok=True)
+            # only the lock's holder may: a refused second trainer must not delete the
+            # temporary file that the first is writing
+            remove_stale_temp_files(self.path)
+            if not resume and self.holds_run() and not overwrite:
+                raise ResumeError(f"{self.path} already holds a run ({self.describe()}); "
+                                  f"continue it with `{self.resume_command()}`, or choose "
+                                  "another --out (or give --overwrite to start afresh)")
+            self._overwrite = overwrite and not resume
         except BaseException:
             self.close()
             raise
@@ -143,7 +148,8 @@ class RunFolder:
         return f
 
     def holds_run(self) -> bool:
-        return any((self / name).exists() for name in self.RUN_FILES)
+        """Whether a run trained here: a config.json alone is a run that never got going."""
+        return any((self / name).exists() for name in ("last.npz", "best.npz", "metrics.jsonl"))
 
     def describe(self) -> str:
         """"epoch 3 of 40, best val 0.812" from last.npz (or what the folder holds)."""
@@ -157,17 +163,15 @@ class RunFolder:
             return ", ".join(kept)
 
     def prepare(self) -> None:
-        """Fail now, not after an hour, if the folder cannot be written; clear the temporary
-        files that a run killed while saving left behind."""
+        """Fail now, not after an hour, if the folder cannot be written."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = self / ".write-test"
-            probe.write_bytes(b"ok")
-            probe.unlink()
+            fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
         except OSError as exc:
             raise TrainingError(f"cannot write to the run folder {self.path} "
                                 f"({exc.strerror or exc}); choose another with --out") from None
-        remove_stale_temp_files(self.path)
 
     def resume(self, epochs: int | None = None) -> tuple[Config, Progress, Checkpoint]:
         """The saved run's config (with ``epochs`` if given), its progress and last.npz."""
@@ -186,11 +190,17 @@ class RunFolder:
         try:
             progress = Progress(m["epoch"], m.get("batch", 0), m.get("partial", Progress().partial),
                                 m["best_val_accuracy"], m["best_epoch"], m["bad_epochs"],
-                                int(m.get("average_steps", 0)))
+                                m.get("average_steps", 0), m.get("data"))
         except KeyError as exc:
             raise TrainingError(f"{self / 'last.npz'} holds no training progress ({exc} is "
                                 "missing; a weights-only file?): it cannot be resumed; start a "
                                 "new run with --out") from None
+        counts = (progress.epoch, progress.batch, progress.best_epoch, progress.bad_epochs,
+                  progress.average_steps)
+        if not all(type(n) is int for n in counts) or not isinstance(progress.partial, dict) \
+                or not isinstance(progress.best_acc, (int, float)):
+            raise TrainingError(f"{self / 'last.npz'}: its progress record is damaged; it "
+                                "cannot be resumed: start a new run with --out")
         return cfg, progress, ckpt
 
     def agree_with_last(self, epoch: int, log) -> None:
@@ -223,6 +233,11 @@ class RunFolder:
             raise self.write_error(self / name, exc) from None
 
     def write_config(self, cfg: Config) -> None:
+        """The run's first write: with --overwrite, the old run's files go just before it."""
+        if self._overwrite:
+            for name in self.RUN_FILES:
+                (self / name).unlink(missing_ok=True)
+            self._overwrite = False
         self._write("config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2).encode()))
 
     def save(self, name: str, params: dict, meta: dict, velocities: dict,

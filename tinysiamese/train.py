@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from .model import SiameseNet
 from .omniglot import load_paper_split
 from .oneshot import evaluate, model_score
 from .optim import MomentumSGD, WeightAverage, make_groups
-from .runfolder import Progress, RunFolder, TrainingError
+from .runfolder import Progress, ResumeError, RunFolder, TrainingError
 from .steps import images_per_pair, make_loader
 from .trials import within_alphabet_trials
 
@@ -35,13 +35,15 @@ from .trials import within_alphabet_trials
 class TrainingData:
     """The character sets a run learns from: train, val (its N-way trials each epoch) and,
     optionally, test (best.npz's score at the end). ``notes``: lines to log (skipped images,
-    how a folder was split)."""
+    how a folder was split); ``source``: what the data is, kept in the checkpoints so that a
+    run resumes on the data it began with."""
 
     train: object
     val: object
     test: object = None
     n_way: int = 20
     notes: tuple = ()
+    source: dict = field(default_factory=lambda: {"kind": "omniglot"})
 
 
 def omniglot_data(root, size: int, with_test: bool = True, on_bad_image: str = "error"):
@@ -50,6 +52,18 @@ def omniglot_data(root, size: int, with_test: bool = True, on_bad_image: str = "
             for which in ("train", "val", "test")[:3 if with_test else 2]]
     notes = tuple(filter(None, map(skipped_note, sets)))
     return TrainingData(*sets, notes=notes)
+
+
+def same_data(a: dict, b: dict) -> bool:
+    """Whether two TrainingData.source are the same data, wherever the folder now lies."""
+    return {k: v for k, v in a.items() if k != "root"} == {k: v for k, v in b.items() if k != "root"}
+
+
+def describe_data(source: dict) -> str:
+    """"Omniglot", or "the images of ~/pics (12 classes)"."""
+    if source.get("kind") == "folder":
+        return f"the images of {source.get('root')} ({source.get('classes')} classes)"
+    return "Omniglot"
 
 
 @dataclass
@@ -213,14 +227,18 @@ def train(cfg: Config, data: TrainingData, backend, folder: RunFolder, *, resume
 
 
 def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> TrainResult:
-    point, ckpt = Progress(), None
+    point, ckpt = Progress(data=data.source), None
     if resume:
         cfg, point, ckpt = folder.resume(cfg.run.epochs)
+        if point.data is not None and not same_data(point.data, data.source):
+            raise ResumeError(f"{folder / 'last.npz'} was trained on {describe_data(point.data)}"
+                              f", not on {describe_data(data.source)}: resume it with the "
+                              "--data it began with")
+        point.data = data.source
         folder.agree_with_last(point.epoch, log)
         if point.epoch >= cfg.run.epochs:
             log(f"{folder.path} has already trained {point.epoch} of {cfg.run.epochs} epochs; "
                 f"to go on, give --epochs with more than {point.epoch}")
-    folder.write_config(cfg)
     train_set = with_mirrors(with_rotations(data.train, cfg.loader.rotations), cfg.loader.mirror)
     for note in data.notes:
         log(note)
@@ -232,7 +250,8 @@ def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> Trai
     size = cfg.network.image_size
     log(f"model: preset {cfg.preset}, {learner.model.n_params():,} parameters, "
         f"input {size}x{size}, backend {backend.name}")
-    loader, step = make_loader(cfg, train_set, backend)
+    loader, step = make_loader(cfg, train_set, backend)  # checks the groups against the data
+    folder.write_config(cfg)  # the first write: a run that cannot start leaves nothing
     stopped, run_start = "epochs", time.perf_counter()
     # A diverging loss is caught and reported in one line; NumPy's overflow warnings would
     # only bury it.

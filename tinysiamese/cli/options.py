@@ -39,6 +39,9 @@ class Commands(click.Group):
             return super().invoke(ctx)
         except click.ClickException:
             raise
+        except MemoryError:
+            raise click.ClickException("out of memory: the network, the batch or the folder "
+                                       "is too large for this machine; make it smaller") from None
         except Exception as exc:
             for kinds, code in EXIT_CODES:
                 if isinstance(exc, kinds):
