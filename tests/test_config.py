@@ -29,6 +29,9 @@ def test_the_default_preset_is_small_and_a_file_may_name_another():
     assert build_config("tiny", {"preset": "koch"}).preset == "tiny", "the option wins"
     with pytest.raises(ConfigError, match="unknown preset 'huge': choose one of koch, small, tiny"):
         build_config("huge")
+    for odd in (["x"], [], 3):
+        with pytest.raises(ConfigError, match="unknown preset"):
+            build_config(None, {"preset": odd})
 
 
 @pytest.mark.parametrize("overrides, message", [
