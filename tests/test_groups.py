@@ -216,3 +216,16 @@ def test_group_step_adds_the_one_shot_softmax_and_its_gradient():
     for name in ("conv1.b", "conv3.W", "join.alpha", "join.b"):
         err = rel_error(analytic[name], numerical_gradient(total, params[name]))
         assert err < 1e-6, f"{name}: rel error {err:.2e}"
+
+
+def test_a_group_batch_too_large_for_memory_is_refused_in_one_line(paper20, tmp_path):
+    import json
+
+    from cli_helpers import assert_one_line_error, run
+
+    config = tmp_path / "huge.json"
+    config.write_text(json.dumps({"loader": {"group": {"alphabets": 12, "drawers": 12}},
+                                  "run": {"val_trials": 20, "test_trials": 0}}))
+    result = run("train", "--data", paper20, "--config", config, "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "a group batch of 576 images (12 x 4 x 12)",
+                          "at most 512 images")

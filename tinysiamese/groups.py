@@ -28,6 +28,7 @@ from .batches import EpochBatches
 from .distort import apply_affine, check_distortion, random_affine_params
 from .pixels import as_float
 
+MAX_IMAGES = 512  # a batch's images: 130,816 pairs
 _STREAM_GROUPS = 4  # a random stream of its own (pairs.py uses 1 and 3)
 
 
@@ -130,6 +131,11 @@ class GroupLoader(EpochBatches):
                              f"drawings of a character; it has {n_drawers} drawers), not {drawers}")
         if batches_per_epoch < 1:
             raise ValueError(f"batches_per_epoch must be 1 or more, not {batches_per_epoch}")
+        m = alphabets * characters * drawers
+        if m > MAX_IMAGES:  # the join's (pairs, dense) arrays grow with m^2: 512 -> 0.5 GB each
+            raise ValueError(f"a group batch of {m} images ({alphabets} x {characters} x "
+                             f"{drawers}) holds {m * (m - 1) // 2:,} pairs, more than memory "
+                             f"allows; give group sizes of at most {MAX_IMAGES} images")
         if not 0.0 < same_weight < 1.0:
             raise ValueError(f"same_weight must lie strictly between 0 and 1, not {same_weight}")
         if hard_weight is not None and not 0.0 < hard_weight < 1.0:
