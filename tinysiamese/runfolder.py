@@ -74,6 +74,18 @@ class Progress:
                 "average_steps": self.average_steps, "data": self.data}
 
 
+def same_data(a: dict, b: dict) -> bool:
+    """Whether two TrainingData.source are the same data, wherever the folder now lies."""
+    return {k: v for k, v in a.items() if k != "root"} == {k: v for k, v in b.items() if k != "root"}
+
+
+def describe_data(source: dict) -> str:
+    """"Omniglot", or "the images of ~/pics (12 classes)"."""
+    if source.get("kind") == "folder":
+        return f"the images of {source.get('root')} ({source.get('classes')} classes)"
+    return "Omniglot"
+
+
 class RunFolder:
     """The files of one training run; ``data_root`` only goes into the resume command."""
 
@@ -224,6 +236,14 @@ class RunFolder:
             log(f"metrics.jsonl: dropped {len(lines) - len(kept)} line(s) that last.npz does not "
                 f"hold (written as the run stopped); epoch {epoch + 1} is trained again")
             self._write("metrics.jsonl", lambda f: f.write("".join(k + "\n" for k in kept).encode()))
+
+    def check_same_data(self, point: Progress, source: dict) -> None:
+        """A run goes on only on the data it began with (runs of earlier versions say none)."""
+        if point.data is not None and not same_data(point.data, source):
+            raise ResumeError(f"{self / 'last.npz'} was trained on {describe_data(point.data)}, "
+                              f"not on {describe_data(source)}: resume it with the --data it "
+                              "began with")
+        point.data = source
 
     # ------------------------------------------------------------------ writing
     def _write(self, name: str, write) -> None:

@@ -26,7 +26,7 @@ from .model import SiameseNet
 from .omniglot import load_paper_split
 from .oneshot import evaluate, model_score
 from .optim import MomentumSGD, WeightAverage, make_groups
-from .runfolder import Progress, ResumeError, RunFolder, TrainingError
+from .runfolder import Progress, RunFolder, TrainingError
 from .steps import images_per_pair, make_loader
 from .trials import within_alphabet_trials
 
@@ -52,18 +52,6 @@ def omniglot_data(root, size: int, with_test: bool = True, on_bad_image: str = "
             for which in ("train", "val", "test")[:3 if with_test else 2]]
     notes = tuple(filter(None, map(skipped_note, sets)))
     return TrainingData(*sets, notes=notes)
-
-
-def same_data(a: dict, b: dict) -> bool:
-    """Whether two TrainingData.source are the same data, wherever the folder now lies."""
-    return {k: v for k, v in a.items() if k != "root"} == {k: v for k, v in b.items() if k != "root"}
-
-
-def describe_data(source: dict) -> str:
-    """"Omniglot", or "the images of ~/pics (12 classes)"."""
-    if source.get("kind") == "folder":
-        return f"the images of {source.get('root')} ({source.get('classes')} classes)"
-    return "Omniglot"
 
 
 @dataclass
@@ -230,11 +218,7 @@ def _train(cfg, data, backend, folder, resume, log, progress, max_steps) -> Trai
     point, ckpt = Progress(data=data.source), None
     if resume:
         cfg, point, ckpt = folder.resume(cfg.run.epochs)
-        if point.data is not None and not same_data(point.data, data.source):
-            raise ResumeError(f"{folder / 'last.npz'} was trained on {describe_data(point.data)}"
-                              f", not on {describe_data(data.source)}: resume it with the "
-                              "--data it began with")
-        point.data = data.source
+        folder.check_same_data(point, data.source)
         folder.agree_with_last(point.epoch, log)
         if point.epoch >= cfg.run.epochs:
             log(f"{folder.path} has already trained {point.epoch} of {cfg.run.epochs} epochs; "
