@@ -13,7 +13,7 @@ from ..images import load_user_image
 from ..lake_runs import load_lake_runs
 from ..trials import within_alphabet_trials
 from .options import (CONTEXT, backend_option, cache_dir_option, data_option, json_option,
-                      load_models, scorer, scoring_options, short_all, views_option)
+                      load_models, model_name, scorer, scoring_options, views_option)
 
 
 def _load_trials(data_path, split, runs, mnist_path, ways, n_trials, seed, size, cache_dir,
@@ -156,15 +156,12 @@ def verify_command(files, backend_name, views, as_json):
     score, _ = scorer(models)
     logit = oneshot.with_views(score, views)(a[None, None], b[None, None])
     p = float(ops.sigmoid(np, logit)[0])
-    names = (models[0][1].name if len(models) == 1 else
-             short_all(models))  # runs' files all share the name best.npz
     if as_json:
         click.echo(json.dumps({"a": str(image_a), "b": str(image_b), "probability": p,
-                               "same": p >= 0.5, "model": names, "views": views}))
+                               "same": p >= 0.5, "model": model_name(models), "views": views}))
         return
-    seen = f", mean of {views} views" if views > 1 else ""
     click.echo(f"{p:.4f}  probability that {image_a.name} and {image_b.name} show the same character "
-               f"({'same' if p >= 0.5 else 'different'}; model {names}{seen})")
+               f"({'same' if p >= 0.5 else 'different'}; model {model_name(models, views)})")
 
 
 COMMANDS = [eval_command, verify_command]

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import cluster as clustering, folders, outputs, similarity
 from ..images import load_user_image
-from .options import CONTEXT, backend_option, load_models, scoring_options, short_all
+from .options import CONTEXT, backend_option, load_models, model_name, scoring_options
 
 
 def _split_checkpoints(paths, least: int, usage: str):
@@ -31,11 +31,6 @@ def _split_checkpoints(paths, least: int, usage: str):
 def _note(listing) -> None:
     if listing.note():
         click.echo(f"{listing.root}: {listing.note()}", err=True)
-
-
-def _model_name(models, views: int) -> str:
-    name = models[0][1].name if len(models) == 1 else short_all(models)
-    return name + (f", mean of {views} views" if views > 1 else "")
 
 
 def _read_queries(paths, size: int):
@@ -88,7 +83,7 @@ def classify_command(paths, backend_name, views, as_json):
         top = ", ".join(f"{c} {p:.3f}" for c, p in r["top"])
         click.echo(f"{name:{width}s}  {r['class']}  P(same) {r['probability']:.3f}  (top: {top})")
     click.echo(f"{len(names)} queries against {len(support.classes)} classes "
-               f"({len(support.files)} support images); model {_model_name(models, views)}",
+               f"({len(support.files)} support images); model {model_name(models, views)}",
                err=True)
 
 
@@ -137,7 +132,7 @@ def cluster_command(paths, k, out, backend_name, views, as_json):
     outputs.write_clusters_csv(out / "clusters.csv", names, found.labels, mean_p)
     outputs.write_clusters_png(out / "clusters.png", x, found.labels,
                                title=f"{len(x)} images of {rest[0]} in {found.k} clusters")
-    click.echo(f"{found.how}; model {_model_name(models, views)}", err=True)
+    click.echo(f"{found.how}; model {model_name(models, views)}", err=True)
     if as_json:
         click.echo(json.dumps({"k": found.k, "assignments": [
             {"file": n, "cluster": int(c)} for n, c in zip(names, found.labels)]}))

@@ -122,6 +122,13 @@ def short_all(models, sep: str = " + ") -> str:
     return sep.join(short(path) for _, path in models)
 
 
+def model_name(models, views: int = 1) -> str:
+    """"best.npz", or "a/best.npz + b/best.npz" for an ensemble (runs' files all share the
+    name best.npz), and ", mean of V views" when V > 1."""
+    name = models[0][1].name if len(models) == 1 else short_all(models)
+    return name + (f", mean of {views} views" if views > 1 else "")
+
+
 def scorer(models):
     """The score of the loaded ``models`` (the mean of their logits) -> (score, its name)."""
     score = oneshot.ensemble([model_score(m) for m, _ in models])
