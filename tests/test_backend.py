@@ -161,7 +161,7 @@ def test_fourier_conv_computes_only_through_the_backends_xp(monkeypatch):
     spy.names.clear()
     y, dx = conv.forward(x), conv.backward(dy)
     monkeypatch.undo()
-    assert {"matmul", "conj", "cos", "exp"} <= spy.names, f"the spy saw only {sorted(spy.names)}"
+    assert {"matmul", "cos", "exp"} <= spy.names, f"the spy saw only {sorted(spy.names)}"
     np.testing.assert_array_equal(y, y_plain)
     np.testing.assert_array_equal(dx, dx_plain)
 
