@@ -249,3 +249,35 @@ def test_weighted_l1_ops_by_hand():
     np.testing.assert_array_equal(dh2, -dh1)
     np.testing.assert_array_equal(dalpha, [2.0, 1.0 + 2.0])  # |d|ᵀ dz
     np.testing.assert_array_equal(db, [3.0])
+
+
+def test_weighted_l1_pairs_backward_adds_each_rows_pairs(backend):
+    # 4 rows, 5 pairs: row 0 is in three (twice first, once second), row 3 in none
+    xp, rng = backend.xp, np.random.default_rng(7)
+    h, alpha, b = rng.standard_normal((4, 3)), rng.standard_normal(3), np.array([0.1])
+    first, second = np.array([0, 0, 1, 2, 2]), np.array([1, 2, 2, 0, 1])
+    dz = rng.standard_normal(5)
+    _, cache = ops.weighted_l1_forward(xp, *map(backend.asarray, (h[first], h[second], alpha, b)))
+    dh, dalpha, db = ops.weighted_l1_backward_pairs(
+        xp, backend.asarray(dz), cache, backend.asarray(alpha), xp.asarray(first),
+        xp.asarray(second), 4)
+    # the plain loop: each pair's twin gradients added onto its two rows
+    want = np.zeros_like(h)
+    for p, (i, j) in enumerate(zip(first, second)):
+        g = dz[p] * alpha * np.sign(h[i] - h[j])
+        want[i] += g
+        want[j] -= g
+    assert rel_err(backend.to_numpy(dh), want) < 1e-12
+    assert not want[3].any()
+    # and finite differences of L = dz . z(h) in every entry of h
+    def loss(hh):
+        return dz @ (np.abs(hh[first] - hh[second]) @ alpha + b[0])
+    num = np.zeros_like(h)
+    for idx in np.ndindex(*h.shape):
+        e = np.zeros_like(h)
+        e[idx] = 1e-6
+        num[idx] = (loss(h + e) - loss(h - e)) / 2e-6
+    assert rel_err(backend.to_numpy(dh), num) < 1e-7
+    np.testing.assert_allclose(backend.to_numpy(dalpha),
+                               np.abs(h[first] - h[second]).T @ dz, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(db), [dz.sum()], rtol=1e-12)

@@ -247,3 +247,10 @@ class WeightedL1:
         dh1, dh2, self.grads["alpha"][...], self.grads["b"][...] = ops.weighted_l1_backward(
             self.xp, dz, self.cache, self.params["alpha"])
         return dh1, dh2
+
+    def backward_pairs(self, dz, first, second, n_rows):
+        """After forward(h[first], h[second]) for one h (n_rows, D): dz (P,) -> dh (n_rows, D),
+        each row's gradient summed over the pairs it is in."""
+        dh, self.grads["alpha"][...], self.grads["b"][...] = ops.weighted_l1_backward_pairs(
+            self.xp, dz, self.cache, self.params["alpha"], first, second, n_rows)
+        return dh

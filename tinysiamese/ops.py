@@ -78,6 +78,24 @@ def weighted_l1_backward(xp, dz, cache, alpha):
     return dd, -dd, a.T @ dz, dz.sum(keepdims=True)
 
 
+def weighted_l1_backward_pairs(xp, dz, cache, alpha, first, second, n_rows):
+    """weighted_l1_backward when the twins are rows of one feature matrix h (M, D):
+    h1 = h[first], h2 = h[second], first, second: (P,) -> dh (M, D), dalpha (D,), db (1,).
+
+    A row in k pairs gets the sum of its k gradients: with T = S1 - S2 (M, P), one-hot
+    S1[m, p] = [first_p == m] and S2 likewise, dh_m = sum_p T[m, p] dz_p alpha sign(d_p),
+    i.e. dh = ((T diag(dz)) sign(d)) ⊙ alpha: one product over the pairs, and no (P, D)
+    gradient per pair is made. It runs alike on NumPy and CuPy and beats ``np.add.at``.
+    """
+    d, a = cache
+    rows = xp.arange(n_rows)[:, None]
+    T = (rows == first).astype(dz.dtype) - (rows == second).astype(dz.dtype)  # (M, P)
+    T *= dz  # column p times dz_p
+    dh = T @ xp.sign(d)
+    dh *= alpha
+    return dh, a.T @ dz, dz.sum(keepdims=True)
+
+
 # --------------------------------------------------------------------------- Max-pool
 def maxpool_forward(xp, x, size=2):
     """Non-overlapping max-pool with window and stride ``size``.
