@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .backend import array_module
+
 # Biases are not decayed: L2 on them only slows training (the paper's λ is on weights).
 DECAYED = ("W", "alpha")
 
@@ -41,14 +43,14 @@ def momentum_step(w, v, g, lr: float, mu: float, l2: float, scratch=None):
     dense layer of the paper's net has 37.7M weights, and fresh temporaries of that size
     cost more than the arithmetic.
     """
-    step = g.copy() if scratch is None else scratch
+    xp = array_module(w)
+    step = xp.empty_like(g) if scratch is None else scratch
     if l2:
-        step[...] = w
-        step *= 2.0 * l2
+        xp.multiply(w, 2.0 * l2, out=step)  # one pass: no copy of w first
         step += g
-    elif scratch is not None:
-        step[...] = g
-    step *= lr
+        step *= lr
+    else:
+        xp.multiply(g, lr, out=step)
     v *= mu
     v -= step
     w += v
@@ -145,9 +147,7 @@ class WeightAverage:
         """Move every average towards its weights after an optimiser step."""
         rate = 1.0 - self.beta()
         for k, w in self.params.items():
-            step = self._scratch[k]
-            step[...] = w
-            step -= self.averages[k]
+            step = array_module(w).subtract(w, self.averages[k], out=self._scratch[k])
             step *= rate
             self.averages[k] += step
         self.steps += 1
