@@ -91,6 +91,13 @@ def openblas_corename() -> str | None:
     return None
 
 
+def _elementwise_threads() -> int:
+    """The threads tinysiamese's pooling and optimiser use here (threads.cpu_threads)."""
+    from tinysiamese.threads import cpu_threads
+
+    return cpu_threads()
+
+
 def machine_info(threads: int) -> dict:
     import numpy as np
 
@@ -104,11 +111,13 @@ def machine_info(threads: int) -> dict:
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "threads": threads,
+        "elementwise_threads": _elementwise_threads(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas,
         "openblas_core": openblas_corename(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
         "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
@@ -167,7 +176,8 @@ def tinysiamese_setup(preset: str, backend_name: str, seed: int = 0):
     layer_names = [n for n, _ in model.named_layers()]
     oc = cfg.optim
     opt = MomentumSGD(model.params(), model.grads(), make_groups(layer_names, oc),
-                      lr_decay=oc.lr_decay, momentum_epochs=oc.momentum_epochs)
+                      lr_decay=oc.lr_decay, momentum_epochs=oc.momentum_epochs,
+                      workers=be.workers)  # as train's Learner: the backend's threads
     return be, cfg, model, opt
 
 
@@ -376,7 +386,7 @@ def tinysiamese_group_step(be, model, opt, cfg, batch, one_shot_weight):
     x, first, second, same, weight = batch
     batch = (be.asarray(x), be.xp.asarray(first), be.xp.asarray(second), be.asarray(same),
              be.asarray(weight))
-    average = WeightAverage(model.params(), cfg.optim.average or 0.9995)
+    average = WeightAverage(model.params(), cfg.optim.average or 0.9995, workers=be.workers)
 
     def train_step():
         loss, _, _ = group_step(model, batch, one_shot_weight)
@@ -628,6 +638,10 @@ def run_child(preset, batch, args) -> dict:
             cmd += [flag, str(v)]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
                OMP_NUM_THREADS=str(args.threads))
+    # as `tinysiamese train` runs (threads.short_blas_spin); a value set outside is kept
+    from tinysiamese.threads import BLAS_SPIN_EXPONENT
+
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN_EXPONENT)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         msg = (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]

@@ -9,10 +9,12 @@ with :meth:`Backend.asarray`, so one seed gives the same model on either backend
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .threads import Workers, cpu_threads
 
 BACKEND_NAMES = ("numpy", "cupy")
 CPU_IM2COL_BYTES = 8 * 2**20  # fits in a CPU's L2/L3 cache
@@ -33,12 +35,15 @@ class Backend:
     im2col_bytes: how big one im2col buffer of a convolution may grow. On the CPU a few MB
         stay in cache between the unfolding copy and the matrix product; on a GPU every
         chunk costs K*K kernel launches, so there it is large and a batch is one chunk.
+    workers: threads for the elementwise work NumPy runs on one core (``threads.Workers``:
+        as many as BLAS uses on the CPU, one on a GPU). Not part of the backend's identity.
     """
 
     name: str
     xp: Any
     dtype: Any = np.float32
     im2col_bytes: int = CPU_IM2COL_BYTES
+    workers: Workers = field(default_factory=Workers, compare=False)
 
     def asarray(self, a, dtype=None):
         """Host or device array -> array of this backend, in ``dtype`` (default: ``self.dtype``)."""
@@ -52,7 +57,8 @@ class Backend:
 
     def with_dtype(self, dtype) -> "Backend":
         """The same backend computing in another dtype (float64 for gradient checks)."""
-        return Backend(self.name, self.xp, np.dtype(dtype).type, self.im2col_bytes)
+        return Backend(self.name, self.xp, np.dtype(dtype).type, self.im2col_bytes,
+                       self.workers)
 
 
 def _load_cupy():
@@ -86,7 +92,7 @@ def get_backend(name: str = "numpy", dtype=np.float32) -> Backend:
     CUDA device is missing.
     """
     if name == "numpy":
-        return Backend("numpy", np, np.dtype(dtype).type)
+        return Backend("numpy", np, np.dtype(dtype).type, workers=Workers(cpu_threads()))
     if name == "cupy":
         return Backend("cupy", _load_cupy(), np.dtype(dtype).type, GPU_IM2COL_BYTES)
     raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")

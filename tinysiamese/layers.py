@@ -21,6 +21,7 @@ import numpy as np
 
 from . import fftconv, ops
 from .backend import array_module
+from .threads import Workers
 
 INITS = ("paper", "fan_in")
 CONV_METHODS = ("auto", "im2col", "fft")
@@ -140,12 +141,34 @@ class MaxPool2D:
     def __init__(self, size=2, *, backend=None, rng=None):
         self.size = size
         _no_params(self, backend)
+        self.workers = backend.workers if backend is not None else Workers(1)
 
     def forward(self, x):
-        return _forward(self, ops.maxpool_forward, x, self.size)
+        # The pool is elementwise work on one core in NumPy: the threads take a slice of
+        # the channels each (threads.Workers), writing into one y and one arg-max.
+        xp = self.xp = self.xp or array_module(x)
+        N, C, Hi, Wi = x.shape
+        shape, layout = (N, C, Hi // self.size, Wi // self.size), ops.is_channel_major(x)
+        y = ops.empty_nchw(xp, shape, x.dtype, layout)
+        arg = ops.empty_nchw(xp, shape, xp.uint8, layout)
+
+        def part(a, b):
+            ops.maxpool_forward(xp, x[:, a:b], self.size, out=(y[:, a:b], arg[:, a:b]))
+
+        self.workers.split(part, C, elements=x.size)
+        self.cache = (arg, x.shape, layout)
+        return y
 
     def backward(self, dy):
-        return ops.maxpool_backward(self.xp, dy, self.cache, self.size)
+        arg, (N, C, Hi, Wi), layout = self.cache
+        dx = ops.empty_nchw(self.xp, (N, C, Hi, Wi), dy.dtype, layout)
+
+        def part(a, b):
+            cache = (arg[:, a:b], (N, b - a, Hi, Wi), layout)
+            ops.maxpool_backward(self.xp, dy[:, a:b], cache, self.size, out=dx[:, a:b])
+
+        self.workers.split(part, C, elements=dx.size)
+        return dx
 
 
 class Dense:

@@ -97,7 +97,7 @@ def weighted_l1_backward_pairs(xp, dz, cache, alpha, first, second, n_rows):
 
 
 # --------------------------------------------------------------------------- Max-pool
-def maxpool_forward(xp, x, size=2):
+def maxpool_forward(xp, x, size=2, out=None):
     """Non-overlapping max-pool with window and stride ``size``.
 
     x: (N, C, Hi, Wi) -> y: (N, C, Ho, Wo), Ho = Hi // size (odd edges are dropped).
@@ -106,14 +106,19 @@ def maxpool_forward(xp, x, size=2):
     cache: (arg, x.shape, channel_major): arg (N, C, Ho, Wo) uint8, the offset i*size + j
     of each window's arg-max, the first in row-major order on ties. It is a quarter of y's
     bytes at float32 and size 2, so the input itself need not be kept for backward.
+    out: (y, arg) arrays to fill instead of new ones (``layers.MaxPool2D`` hands each
+    thread its slice of the channels).
     """
     Ho, Wo = x.shape[2] // size, x.shape[3] // size
     if size == 2:
-        return _maxpool2_forward(xp, x, Ho, Wo)
+        return _maxpool2_forward(xp, x, Ho, Wo, out)
     slices = [x[:, :, i : i + Ho * size : size, j : j + Wo * size : size]
               for i in range(size) for j in range(size)]
-    y = slices[0].copy(order="K")
-    arg = xp.zeros(y.shape, dtype=xp.uint8)
+    if out is None:
+        y, arg = slices[0].copy(order="K"), xp.zeros(slices[0].shape, dtype=xp.uint8)
+    else:
+        y, arg = out
+        y[...], arg[...] = slices[0], 0
     greater = xp.empty(y.shape, dtype=bool)
     for k, xs in enumerate(slices[1:], start=1):
         # Only a strictly greater value moves the arg-max, so on ties the first one stays;
@@ -121,39 +126,48 @@ def maxpool_forward(xp, x, size=2):
         xp.greater(xs, y, out=greater)
         xp.maximum(arg, greater.view(xp.uint8) * xp.uint8(k), out=arg)
         xp.maximum(y, xs, out=y)
-    return y, (arg, x.shape, _channel_major(x))
+    return y, (arg, x.shape, is_channel_major(x))
 
 
-def _maxpool2_forward(xp, x, Ho, Wo):
+def _maxpool2_forward(xp, x, Ho, Wo, out=None):
     """maxpool_forward for 2 x 2 windows, as a tree: the max of each horizontal pair (one
     pass over x), then of each vertical pair of those (a pass over half of it), instead of
     four passes over strided quarters. Strict comparisons keep the first arg-max in
     row-major order: the left of a pair on ties, then the upper row (offset 2i + j)."""
-    shape, channel_major = x.shape, _channel_major(x)
+    shape, layout = x.shape, is_channel_major(x)
     x = x[:, :, : 2 * Ho, : 2 * Wo]  # (N, C, 2Ho, 2Wo): the odd edges dropped
     left, right = x[..., 0::2], x[..., 1::2]  # (N, C, 2Ho, Wo) each
     h = xp.maximum(left, right)  # the max of each horizontal pair
     j = right > left  # which of the pair holds it: 1 only if strictly greater
     top, bottom = h[:, :, 0::2], h[:, :, 1::2]  # (N, C, Ho, Wo) each
-    y = xp.maximum(top, bottom)
+    y, arg = (None, None) if out is None else out
+    y = xp.maximum(top, bottom, out=y)
     i = bottom > top
     # j of the winning row, where(i, j_bottom, j_top), as bit operations: a where() over
     # strided booleans costs several times the rest of the pool
     j_top, j_bottom = j[:, :, 0::2], j[:, :, 1::2]
-    pick = xp.bitwise_xor(j_top, j_bottom)
+    pick = xp.bitwise_xor(j_top, j_bottom, out=None if arg is None else arg.view(bool))
     pick &= i
     pick ^= j_top
     arg = pick.view(xp.uint8)
     arg += i.view(xp.uint8) * xp.uint8(2)
-    return y, (arg, shape, channel_major)
+    return y, (arg, shape, layout)
 
 
-def _channel_major(x) -> bool:
+def is_channel_major(x) -> bool:
     """True when x (N, C, H, W) is a view of (C, N, H, W) memory (a conv's output)."""
     return x.ndim == 4 and x.shape[0] > 1 and x.strides[1] > x.strides[0]
 
 
-def maxpool_backward(xp, dy, cache, size=2):
+def empty_nchw(xp, shape, dtype, channel_major: bool):
+    """An uninitialised (N, C, H, W) array, a view of (C, N, H, W) memory if channel_major."""
+    N, C, H, W = shape
+    if channel_major:
+        return xp.empty((C, N, H, W), dtype=dtype).transpose(1, 0, 2, 3)
+    return xp.empty(shape, dtype=dtype)
+
+
+def maxpool_backward(xp, dy, cache, size=2, out=None):
     """dy: (N, C, Ho, Wo) -> dx: (N, C, Hi, Wi).
 
     Each window's gradient goes to its one arg-max element (``arg``, the first in
@@ -161,13 +175,11 @@ def maxpool_backward(xp, dy, cache, size=2):
     window offset k writes its strided slice of dx once, dy * (arg == k), in place, so no
     zero-filled dx and no temporary the size of dx are made. dx has the memory layout
     the input had (channel-major after a conv), so conv backward reads it without a copy.
+    out: the dx to fill instead of a new one.
     """
     arg, (N, C, Hi, Wi), channel_major = cache
     Ho, Wo = arg.shape[2], arg.shape[3]
-    if channel_major:
-        dx = xp.empty((C, N, Hi, Wi), dtype=dy.dtype).transpose(1, 0, 2, 3)
-    else:
-        dx = xp.empty((N, C, Hi, Wi), dtype=dy.dtype)
+    dx = empty_nchw(xp, (N, C, Hi, Wi), dy.dtype, channel_major) if out is None else out
     dx[:, :, Ho * size :] = 0  # the odd edges that no window covers
     dx[:, :, :, Wo * size :] = 0
     for i in range(size):

@@ -113,13 +113,14 @@ class Learner:
         self.opt = MomentumSGD(self.model.params(), self.model.grads(),
                                make_groups(self.layer_names, cfg.optim),
                                lr_decay=cfg.optim.lr_decay,
-                               momentum_epochs=cfg.optim.momentum_epochs)
+                               momentum_epochs=cfg.optim.momentum_epochs,
+                               workers=backend.workers)
         self.judged, self.average = self.model, None
         if cfg.optim.average:
             self.judged = SiameseNet(cfg.network, backend=backend, rng=np.random.default_rng(seed))
             self.judged.load_params(_host(self.model.params(), backend))
             self.average = WeightAverage(self.model.params(), cfg.optim.average,
-                                         averages=self.judged.params())
+                                         averages=self.judged.params(), workers=backend.workers)
 
     def restore(self, ckpt, progress: Progress, where) -> None:
         """Put last.npz's weights, velocities and weight average back."""

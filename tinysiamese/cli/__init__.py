@@ -9,7 +9,10 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import data, evaluate, gradcheck, images, pictures, train
+from ..threads import short_blas_spin
+
+short_blas_spin()  # before NumPy loads OpenBLAS, which the commands below import
+from . import data, evaluate, gradcheck, images, pictures, train  # noqa: E402
 from .options import CONTEXT, Commands
 
 
