@@ -638,10 +638,6 @@ def run_child(preset, batch, args) -> dict:
             cmd += [flag, str(v)]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
                OMP_NUM_THREADS=str(args.threads))
-    # as `tinysiamese train` runs (threads.short_blas_spin); a value set outside is kept
-    from tinysiamese.threads import BLAS_SPIN_EXPONENT
-
-    env.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN_EXPONENT)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         msg = (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]
@@ -686,6 +682,9 @@ def main(argv=None) -> int:
     # The BLAS reads its thread count when NumPy is first imported, which happens below.
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    from tinysiamese.threads import short_blas_spin
+
+    short_blas_spin()  # as `tinysiamese train` starts; a value set outside is kept
 
     global CONV_METHOD
     CONV_METHOD = args.conv
