@@ -113,3 +113,28 @@ def test_the_command_line_shortens_blas_spin_before_numpy_loads(given, want):
     out = subprocess.run([sys.executable, "-c", CHECK_SPIN], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["[False]", want]  # called once, NumPy not yet loaded; the user's value kept
+
+
+def test_transposing_in_threads_copies_every_value():
+    from tinysiamese import fftconv
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((700, 300)).astype(np.float32)  # 700 rows in slabs of 54, the last one short
+    np.testing.assert_array_equal(fftconv.transposed(np, a, Workers(3), slab_bytes=2**16), a.T)
+
+
+@pytest.mark.parametrize("method", ["im2col", "fft"])
+def test_a_conv_with_threads_is_the_conv_without(method):
+    from tinysiamese.layers import Conv2D
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 16, 40, 40)).astype(np.float32)
+    outs = []
+    for threads in (1, 2):
+        be = Backend("numpy", np, np.float32, workers=Workers(threads))
+        conv = Conv2D(16, 8, 5, backend=be, rng=np.random.default_rng(0), method=method)
+        y = conv.forward(x)
+        dx = conv.backward(np.ones_like(y))
+        outs.append((y, dx, conv.grads["W"].copy(), conv.grads["b"].copy()))
+    for one, two in zip(*outs):
+        np.testing.assert_array_equal(one, two)

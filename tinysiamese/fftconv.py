@@ -33,6 +33,10 @@ from __future__ import annotations
 
 import math
 
+from .threads import Workers
+
+SERIAL = Workers(1)  # no threads: what every function here uses unless handed others
+
 FFT_CHUNK_BYTES = 256 * 2**20  # a chunk's spectra: big products, bounded memory
 
 
@@ -91,7 +95,7 @@ def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False
             Dw.reshape(2 * G2r, w).astype(real))
 
 
-def _spectrum(xp, a, grid, conj=False):
+def _spectrum(xp, a, grid, conj=False, workers=SERIAL):
     """a: (A, B, h, w) real -> (Q, A, B) complex, the rfft2 of each (h, w) zero-padded to
     the grid, with the Q = G1 * (G2 // 2 + 1) frequencies first (u-major, as rfft2 lays
     them out), so that each frequency's (A, B) matrix is contiguous for the batched
@@ -103,11 +107,11 @@ def _spectrum(xp, a, grid, conj=False):
     G2r = G2 // 2 + 1
     Ew, Eh, _, _ = dft_matrices(xp, G1, G2, h, w, a.dtype, conj)
     rows = (a.reshape(A * B * h, w) @ Ew).view(Eh.dtype)  # (A*B*h, G2r) complex
-    cols = transposed(xp, rows.reshape(A * B, h * G2r))  # (h*G2r, A*B): (h, G2r, A, B)
+    cols = transposed(xp, rows.reshape(A * B, h * G2r), workers)  # (h*G2r, A*B): (h, G2r, A, B)
     return (Eh @ cols.reshape(h, G2r * A * B)).reshape(G1 * G2r, A, B)  # (G1, h) @ (h, ...)
 
 
-def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False):
+def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
     """spec: (Q, A, B) complex -> (A, B, h, w) real, contiguous: the irfft2 on the grid,
     cut to its first h x w values (only those rows and columns are computed). ``out``, a
     C-contiguous (A, B, h, w) array, receives the result instead of a new one. conj=True:
@@ -117,7 +121,7 @@ def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False):
     G2r = G2 // 2 + 1
     _, _, Dh, Dw = dft_matrices(xp, G1, G2, h, w, dtype, conj)
     cols = Dh @ spec.reshape(G1, G2r * A * B)  # (h, G2r*A*B): the inverse down the columns
-    rows = transposed(xp, cols.reshape(h * G2r, A * B))  # (A*B, h*G2r): (A, B, h, G2r)
+    rows = transposed(xp, cols.reshape(h * G2r, A * B), workers)  # (A*B, h*G2r): (A, B, h, G2r)
     real = rows.view(Dw.dtype).reshape(A * B * h, 2 * G2r)  # (re, im) pairs side by side
     if out is None:
         out = xp.empty((A, B, h, w), dtype=Dw.dtype)
@@ -125,28 +129,33 @@ def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False):
     return out
 
 
-def _signal_into(xp, spec, grid, target, conj=False):
+def _signal_into(xp, spec, grid, target, conj=False, workers=SERIAL):
     """target[...] = the signal of spec, for target (A, B, h, w): written in place when
     target is contiguous (the batch in one chunk), which saves a copy of the output."""
     A, B, h, w = target.shape
     if target.flags.c_contiguous:
-        _signal(xp, spec, grid, h, w, target.dtype, out=target, conj=conj)
+        _signal(xp, spec, grid, h, w, target.dtype, out=target, conj=conj, workers=workers)
     else:
-        target[...] = _signal(xp, spec, grid, h, w, target.dtype, conj=conj)
+        target[...] = _signal(xp, spec, grid, h, w, target.dtype, conj=conj, workers=workers)
 
 
-def transposed(xp, a, slab_bytes=2 * 2**20):
+def transposed(xp, a, workers=SERIAL, slab_bytes=2 * 2**20):
     """a: (R, S) -> its transpose (S, R), C-contiguous: the reordering between the DFT
     along the rows and the one down the columns. On the CPU a plain transposing copy of a
     spectrum bigger than the cache jumps a row in memory at every element it writes; in
-    slabs of rows that fit the cache it runs 2-3x faster (koch's conv2: 26 -> 9 ms)."""
+    slabs of rows that fit the cache it runs 2-3x faster (koch's conv2: 26 -> 9 ms), and
+    the ``workers`` threads copy a share of the slabs each."""
     R, S = a.shape
     if xp.__name__ != "numpy":  # a GPU transposes in one kernel; slabs only add launches
         return xp.ascontiguousarray(a.T)
     out = xp.empty((S, R), dtype=a.dtype)
     step = max(16, slab_bytes // max(1, S * a.itemsize))
-    for r in range(0, R, step):
-        out[:, r : r + step] = a[r : r + step].T
+
+    def slabs(first, stop):
+        for r in range(first * step, min(stop * step, R), step):
+            out[:, r : r + step] = a[r : r + step].T
+
+    workers.split(slabs, -(-R // step), elements=a.size)
     return out
 
 
@@ -161,16 +170,17 @@ def fft_chunks(x_shape, F: int, max_bytes: int, itemsize: int):
     return [(s, min(s + step, N)) for s in range(0, N, step)]
 
 
-def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES):
+def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES, workers=SERIAL):
     """Valid, stride-1 cross-correlation in the Fourier domain, as ``ops.conv2d_forward``.
 
     x: (N, C, Hi, Wi), W: (F, C, K, K), b: (F,) -> y: (N, F, Ho, Wo),
     y[n, f] = sum_{c,i,j} W[f, c, i, j] x[n, c, ho + i, wo + j] + b[f].
     Like the im2col path, y is an (N, F, Ho, Wo) view of channel-major (F, N, Ho, Wo)
     memory, and the batch is done in chunks (``fft_chunks``, under ``max_bytes``).
-    cache: (chunks, Ws, x.shape, grid, max_bytes): each chunk's (start, stop, Xs) with its
+    cache: (chunks, Ws, x.shape, grid, workers): each chunk's (start, stop, Xs) with its
     input spectrum Xs = rfft2(x[start:stop]): (Q, C, n), and Ws = conj(rfft2(W)):
-    (Q, F, C), which backward reuses instead of transforming again.
+    (Q, F, C), which backward reuses instead of transforming again. ``workers``: threads
+    for the transposing copies (``transposed``); the products use BLAS's own.
     """
     N, C, Hi, Wi = x.shape
     F, _, K, _ = W.shape
@@ -180,12 +190,14 @@ def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES):
     yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)  # channel-major
     chunks = []
     for s, e in fft_chunks(x.shape, F, max_bytes, x.dtype.itemsize):
-        Xs = _spectrum(xp, x[s:e].transpose(1, 0, 2, 3), grid)  # (Q, C, n): channels as rows
+        Xs = _spectrum(xp, x[s:e].transpose(1, 0, 2, 3), grid, workers=workers)  # (Q, C, n)
         Ys = xp.matmul(Ws, Xs)  # (Q, F, n): per frequency, the channel-mixing product
-        _signal_into(xp, Ys, grid, yt[:, s:e])  # (F, n, Ho, Wo)
+        # + b: a constant added to every pixel is the frequency (0, 0) alone, times the
+        # grid's size (the inverse divides by it), so no pass over y is needed for it
+        Ys[0] += (b * (grid[0] * grid[1]))[:, None]
+        _signal_into(xp, Ys, grid, yt[:, s:e], workers=workers)  # (F, n, Ho, Wo)
         chunks.append((s, e, Xs))
-    yt += b[:, None, None, None]
-    return yt.transpose(1, 0, 2, 3), (chunks, Ws, x.shape, grid)
+    return yt.transpose(1, 0, 2, 3), (chunks, Ws, x.shape, grid, workers)
 
 
 def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
@@ -200,19 +212,22 @@ def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
     matrices (``dft_matrices``), so no spectrum is ever conjugated by a copy; the dx
     product is (Q, C, F) @ (Q, F, n) on a transposed view of Ws, the dW one (Q, F, n) @
     (Q, n, C). Then irfft2 and the cut: dx to (Hi, Wi) (no index wraps, the pad of w is
-    zero there) and dW to (K, K). db[f] = sum of dy[:, f] over (N, Ho, Wo). need_dx=False: dx = None,
-    as in ``ops.conv2d_backward``.
+    zero there) and dW to (K, K). db[f] = sum of dy[:, f] over (N, Ho, Wo), which is the
+    frequency (0, 0) of dy's spectrum summed over the batch: read there, with no pass over
+    dy. need_dx=False: dx = None, as in ``ops.conv2d_backward``.
     """
-    chunks, Ws, (N, C, Hi, Wi), grid = cache
+    chunks, Ws, (N, C, Hi, Wi), grid, workers = cache
     F, _, K, _ = W.shape
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
-    db = dyt.sum(axis=(1, 2, 3))
+    db = xp.zeros(F, dtype=dy.dtype)
     dxt = xp.empty((C, N, Hi, Wi), dtype=dy.dtype) if need_dx else None  # channel-major
     dWs = None  # sum over the chunks of Ds @ Xsᵀ: (Q, F, C)
     for s, e, Xs in chunks:
-        Ds = _spectrum(xp, dyt[:, s:e], grid, conj=True)  # (Q, F, n): conj(dYs)
+        Ds = _spectrum(xp, dyt[:, s:e], grid, conj=True, workers=workers)  # (Q, F, n): conj(dYs)
+        db += Ds[0].real.sum(axis=1)  # the sums of dy, real at frequency (0, 0)
         if need_dx:  # the signal of conj(Wsᵀ Ds) = dXs, read through conjugated matrices
-            _signal_into(xp, xp.matmul(Ws.transpose(0, 2, 1), Ds), grid, dxt[:, s:e], conj=True)
+            dXs_conj = xp.matmul(Ws.transpose(0, 2, 1), Ds)  # (Q, C, n)
+            _signal_into(xp, dXs_conj, grid, dxt[:, s:e], conj=True, workers=workers)
         part = xp.matmul(Ds, Xs.transpose(0, 2, 1))  # per frequency (F, n) @ (n, C)
         dWs = part if dWs is None else dWs + part
     dW = _signal(xp, dWs, grid, K, K, W.dtype)  # (F, C, K, K)

@@ -92,6 +92,7 @@ class Conv2D:
         self.xp = backend.xp
         self.method, self.input_grad = method, input_grad
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
+        self.workers = backend.workers  # threads for the FFT path's transposing copies
         self.params = {
             "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
             "b": backend.asarray(init_bias(rng, (F,), init)),
@@ -104,7 +105,7 @@ class Conv2D:
         self.fft = self.method == "fft" or (
             self.method == "auto" and use_fft(*x.shape[:2], W.shape[0], W.shape[-1], *x.shape[2:]))
         if self.fft:
-            y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b)
+            y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b, workers=self.workers)
         else:
             y, self.cache = ops.conv2d_forward(self.xp, x, W, b, self.max_cols_bytes)
         return y
