@@ -142,6 +142,7 @@ def peak_mb() -> float:
 # core is not charged for the wait. With one thread the two agree on a quiet machine; with
 # several, CPU time also counts the threads' spinning and is no throughput measure.
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+TURNS = "step"  # --turns: step by step (a, b, a, b, ...) or in blocks (block_medians)
 clock = CLOCK["wall"]
 CONV_METHOD = "auto"  # --conv: the Conv2D path of every conv layer
 
@@ -309,7 +310,10 @@ def interleaved_medians(fns: dict, warmup: int, timed: int, sync) -> dict:
 
     On a shared, noisy machine this exposes every contender to the same background load,
     so the ratios of the medians are fairer than timing one method after the other.
+    With ``--turns block`` (TURNS) the turns are blocks instead: see ``block_medians``.
     """
+    if TURNS == "block":
+        return block_medians(fns, warmup, timed, sync)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -321,6 +325,26 @@ def interleaved_medians(fns: dict, warmup: int, timed: int, sync) -> dict:
             fn()
             sync()
             times[k].append(clock() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def block_medians(fns: dict, warmup: int, timed: int, sync) -> dict:
+    """Median seconds of each step function, timed in blocks: each one's warm-up and
+    ``timed`` steps in a row, in the order a, b, c, then c, b, a (so that a drift in the
+    background load falls on all alike). A training run repeats one framework's step; step
+    by step turns measure each step right after the other framework's, with its memory
+    and caches in the state that one left them in."""
+    times = {k: [] for k in fns}
+    for order in (list(fns), list(fns)[::-1]):
+        for k in order:
+            for _ in range(warmup):
+                fns[k]()
+            sync()
+            for _ in range(timed):
+                t = clock()
+                fns[k]()
+                sync()
+                times[k].append(clock() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -484,7 +508,7 @@ def run_group_row(preset: str, backend_name: str, threads: int, use_torch: bool,
     row = {"preset": preset, "step": "group", "images": M, "pairs": P,
            "one_shot_weight": one_shot_weight, "backend": backend_name,
            "warmup_steps": warmup, "timed_steps": timed,
-           "clock": "cpu" if clock is CLOCK["cpu"] else "wall",
+           "clock": "cpu" if clock is CLOCK["cpu"] else "wall", "turns": TURNS,
            "conv_paths": None}
     row["loss_start"] = float(train_step())  # the first step, from the initial weights
     row["conv_paths"] = {n: "fft" if l.fft else "im2col" for n, l in model.encoder
@@ -534,7 +558,7 @@ def run_row(preset: str, batch: int, backend_name: str, threads: int, use_torch:
     sync = tinysiamese_sync(be)
     row = {"preset": preset, "batch": batch, "backend": backend_name,
            "warmup_steps": warmup, "timed_steps": timed,
-           "clock": "cpu" if clock is CLOCK["cpu"] else "wall"}
+           "clock": "cpu" if clock is CLOCK["cpu"] else "wall", "turns": TURNS}
     # Warm up (the first step reaches the peak), then read the peak before PyTorch exists.
     for _ in range(max(1, warmup)):
         train_step()
@@ -625,7 +649,7 @@ def run_child(preset, batch, args) -> dict:
     """One row in a fresh process: its ru_maxrss is that row's peak alone."""
     cmd = [sys.executable, os.path.abspath(__file__), "--preset", preset, "--json",
            "--backend", args.backend, "--threads", str(args.threads), "--clock", args.clock,
-           "--step", args.step, "--conv", args.conv]
+           "--step", args.step, "--conv", args.conv, "--turns", args.turns]
     if batch is not None:
         cmd += ["--batch", str(batch)]
     if args.no_torch:
@@ -675,10 +699,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tune-malloc", action=argparse.BooleanOptionalAction, default=True,
                     help="keep freed memory in the process (glibc mallopt), as training does "
                          "(default: on)")
+    ap.add_argument("--turns", choices=["step", "block"], default="step",
+                    help="time tinysiamese and PyTorch step by step in turns (default) or in "
+                         "blocks of steps, a b c c b a (block_medians)")
     ap.add_argument("--out", help="also write the table's rows as JSON to this file")
     args = ap.parse_args(argv)
-    global clock
-    clock = CLOCK[args.clock]
+    global clock, TURNS
+    clock, TURNS = CLOCK[args.clock], args.turns
     # The BLAS reads its thread count when NumPy is first imported, which happens below.
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))

@@ -77,6 +77,21 @@ def test_group_step_row_json_from_the_command_line():
     assert row["conv_paths"] == {"conv1": "im2col", "conv2": "im2col", "conv3": "im2col"}
 
 
+def test_block_turns_run_each_step_in_a_row_there_and_back(bench, monkeypatch):
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k)) for k in ("ts", "torch", "torch_cl")}
+    monkeypatch.setattr(bench, "TURNS", "block")
+    medians = bench.interleaved_medians(fns, 1, 2, lambda: None)
+    assert set(medians) == set(fns)
+    # warm-up and timed steps in a row, ts torch torch_cl, then back
+    assert calls == [k for k in ("ts", "torch", "torch_cl", "torch_cl", "torch", "ts")
+                     for _ in range(3)]
+    monkeypatch.setattr(bench, "TURNS", "step")
+    calls.clear()
+    bench.interleaved_medians(fns, 0, 2, lambda: None)
+    assert calls == ["ts", "torch", "torch_cl"] * 2
+
+
 def test_group_batch_holds_the_loaders_pairs(bench):
     from tinysiamese.groups import pairs_within
     from tinysiamese.config import PRESETS
