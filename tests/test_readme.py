@@ -51,6 +51,16 @@ def readme_modules(text: str) -> list[str]:
     return names
 
 
+def test_the_reading_order_leaves_no_module_out():
+    package = REPO / "tinysiamese"
+    modules = {p.stem for p in package.glob("*.py")} | {
+        p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    # the package itself, `python -m tinysiamese`, and the shipped model's files
+    unread = modules - {"__init__", "__main__", "pretrained"} - set(
+        docstring_modules(tinysiamese.__doc__))
+    assert not unread, f"the reading order in tinysiamese/__init__.py leaves out {sorted(unread)}"
+
+
 def test_the_readme_reads_the_modules_in_the_package_docstrings_order():
     in_docstring = docstring_modules(tinysiamese.__doc__)
     in_readme = readme_modules(README.read_text())

@@ -5,9 +5,13 @@ Networks for One-shot Image Recognition", trained on Omniglot.
 
 Read the code in this order (each module is one concept):
 
-1. ``backend``    the array module (NumPy or CuPy) and dtype, passed in, never global
-2. ``ops``        pure forward/backward pairs: ReLU, sigmoid, dense, weighted L1,
-                  max-pool, then im2col/col2im and the convolution
+1. ``backend``, ``threads``
+                  the array module (NumPy or CuPy) and dtype, passed in, never global,
+                  and the threads for the elementwise work NumPy runs on one core
+2. ``ops``, ``fftconv``
+                  pure forward/backward pairs: ReLU, sigmoid, dense, weighted L1,
+                  max-pool, then im2col/col2im and the convolution; the same
+                  convolution through the Fourier domain, with fewer multiplications
 3. ``layers``     thin classes over the ops: params, grads and one cache each
 4. ``losses``     binary cross-entropy from logits, the one-shot softmax of a group batch
 5. ``gradcheck``  finite-difference proof of every backward pass

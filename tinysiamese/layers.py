@@ -53,11 +53,12 @@ def use_fft(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> bool:
              + the DFTs by matrices    of x, W, y, dy, dx and dW (``fftconv.dft_madds``)
     and the Fourier path when FFT_COST times its count is the smaller. FFT_COST = 1.5,
     what a Fourier multiply-add costs in GEMM ones (small complex products, transposes),
-    was fitted to ``scripts/conv_crossover.py`` (docs/benchmarks.md, "FFT convolution"):
-    with it the rule picks the faster path for all eight convs of small and koch in that
-    run (conv1, with one input channel, and small's conv4 on 4 x 4 maps stay on im2col).
-    The tiny preset's convs stay on im2col at any N (by a factor of 2 or more), which
-    tests/test_golden.py needs: it pins tiny runs bit for bit.
+    was fitted to ``scripts/conv_crossover.py`` (docs/benchmarks.md, "The crossover"): it
+    picks the faster path for seven of the eight convs of small and koch (conv1, with one
+    input channel, stays on im2col). Small's conv4 on 4 x 4 maps stays on im2col too,
+    though the Fourier path has become 13% faster there (2.3 against 2.7 ms): its count
+    ties with the tiny preset's conv3, and the tiny preset's convs must stay on im2col at
+    any N, which tests/test_golden.py needs (it pins tiny runs bit for bit).
     """
     Ho, Wo = Hi - K + 1, Wi - K + 1
     direct = 3 * N * C * F * K * K * Ho * Wo
