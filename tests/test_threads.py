@@ -119,7 +119,7 @@ def test_transposing_in_threads_copies_every_value():
     from tinysiamese import fftconv
 
     rng = np.random.default_rng(3)
-    a = rng.standard_normal((700, 300)).astype(np.float32)  # 700 rows in slabs of 54, the last one short
+    a = rng.standard_normal((700, 300)).astype(np.float32)  # slabs of 54 rows, the last short
     np.testing.assert_array_equal(fftconv.transposed(np, a, Workers(3), slab_bytes=2**16), a.T)
 
 

@@ -132,7 +132,7 @@ def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
 def _signal_into(xp, spec, grid, target, conj=False, workers=SERIAL):
     """target[...] = the signal of spec, for target (A, B, h, w): written in place when
     target is contiguous (the batch in one chunk), which saves a copy of the output."""
-    A, B, h, w = target.shape
+    h, w = target.shape[2:]
     if target.flags.c_contiguous:
         _signal(xp, spec, grid, h, w, target.dtype, out=target, conj=conj, workers=workers)
     else:
