@@ -1,5 +1,8 @@
 """Elementwise work split over threads: every row done once, and the same bits as one thread."""
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -29,6 +32,28 @@ def test_split_runs_once_in_the_caller_when_it_cannot_pay(threads, rows, element
     Workers(threads).split(lambda a, b: seen.append((a, b, threading.current_thread())), rows,
                            elements=elements)
     assert seen == [(0, rows, threading.current_thread())]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_a_forked_child_starts_threads_of_its_own():
+    workers, seen = Workers(2), []
+    workers.split(lambda a, b: seen.append(a), 4, elements=MIN_ELEMENTS)  # threads started
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's threads are not here; split must not hang
+        try:
+            workers.split(lambda a, b: None, 4, elements=MIN_ELEMENTS)
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert status == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("a forked child's split waited for its parent's threads")
 
 
 def test_a_workers_exception_reaches_the_caller():

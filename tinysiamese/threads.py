@@ -58,7 +58,7 @@ class Workers:
 
     def __init__(self, threads: int = 1):
         self.threads = max(1, int(threads))
-        self._pool = None
+        self._pool, self._pid = None, None
 
     def split(self, fn, rows: int, elements: int | None = None) -> None:
         """Call fn(start, stop) on near-equal ranges that cover [0, rows), one per thread
@@ -68,8 +68,9 @@ class Workers:
         if parts < 2 or (rows if elements is None else elements) < MIN_ELEMENTS:
             fn(0, rows)
             return
-        if self._pool is None:
+        if self._pid != os.getpid():  # first use, or a forked child, which has no threads
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="tinysiamese")
+            self._pid = os.getpid()
         bounds = [rows * k // parts for k in range(parts + 1)]
         futures = [self._pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
         fn(bounds[0], bounds[1])
