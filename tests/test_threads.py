@@ -65,6 +65,20 @@ def test_a_workers_exception_reaches_the_caller():
         Workers(2).split(part, 10, elements=MIN_ELEMENTS)
 
 
+def test_split_waits_for_the_workers_when_the_callers_part_fails():
+    finished = []
+
+    def part(a, b):
+        if a == 0:
+            raise ValueError("the caller's part")
+        time.sleep(0.2)
+        finished.append(a)
+
+    with pytest.raises(ValueError, match="the caller's part"):
+        Workers(2).split(part, 10, elements=MIN_ELEMENTS)
+    assert finished == [5], "split returned while a worker was still at its part"
+
+
 def test_cpu_threads_follows_blas(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     assert cpu_threads() == 3

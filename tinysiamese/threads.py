@@ -17,7 +17,7 @@ on a GPU, or with one thread, ``split`` simply calls the function once.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 # OpenBLAS's threads spin for 2**28 cycles (~0.1 s) after each product before they sleep,
 # holding the cores the threads here need; 2**20 (~0.3 ms) still spans the gaps between
@@ -73,7 +73,10 @@ class Workers:
             self._pid = os.getpid()
         bounds = [rows * k // parts for k in range(parts + 1)]
         futures = [self._pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-        fn(bounds[0], bounds[1])
+        try:
+            fn(bounds[0], bounds[1])
+        finally:
+            wait(futures)  # no thread is still writing once split returns or raises
         for f in futures:
             f.result()  # re-raises a worker's exception here
 
