@@ -48,6 +48,8 @@ import sys
 import time
 from pathlib import Path
 
+from tinysiamese.threads import cpu_threads, short_blas_spin  # neither imports NumPy
+
 ROWS = [("small", 32), ("small", 128), ("koch", 32), ("koch", 128)]
 GROUP_ROWS = ["small", "koch"]
 # A group batch when the preset trains on pairs: the small preset's own (docs/tuning.md).
@@ -91,13 +93,6 @@ def openblas_corename() -> str | None:
     return None
 
 
-def _elementwise_threads() -> int:
-    """The threads tinysiamese's pooling and optimiser use here (threads.cpu_threads)."""
-    from tinysiamese.threads import cpu_threads
-
-    return cpu_threads()
-
-
 def machine_info(threads: int) -> dict:
     import numpy as np
 
@@ -111,7 +106,7 @@ def machine_info(threads: int) -> dict:
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "threads": threads,
-        "elementwise_threads": _elementwise_threads(),
+        "elementwise_threads": cpu_threads(),  # the pool's and optimiser's threads
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas,
@@ -669,13 +664,6 @@ def run_child(preset, batch, args) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def default_threads() -> int:
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", help="one row: this preset (small, koch, tiny)")
@@ -687,7 +675,7 @@ def main(argv=None) -> int:
                     help="the convolutions' path (Conv2D method; default auto)")
     ap.add_argument("--json", action="store_true", help="print the row as one JSON object")
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
-    ap.add_argument("--threads", type=int, default=default_threads(),
+    ap.add_argument("--threads", type=int, default=cpu_threads(),
                     help="BLAS and PyTorch threads (default: OPENBLAS_NUM_THREADS or all cores)")
     ap.add_argument("--layers", action="store_true", help="per-layer forward/backward times")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
@@ -709,8 +697,6 @@ def main(argv=None) -> int:
     # The BLAS reads its thread count when NumPy is first imported, which happens below.
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    from tinysiamese.threads import short_blas_spin
-
     short_blas_spin()  # as `tinysiamese train` starts; a value set outside is kept
 
     global CONV_METHOD
