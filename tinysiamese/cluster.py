@@ -27,6 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ops import sigmoid
+from .similarity import one_hot
+
 NEIGHBOURS = 10
 TEMPERATURE = 5.0
 RESTARTS = 10  # k-means tries; more find better optima on validation (docs/clustering.md)
@@ -177,10 +180,9 @@ def cluster(z: np.ndarray, k: int | None = None, neighbours: int = NEIGHBOURS,
 def mean_same_probability(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(N,) each image's mean P(same) = sigmoid(z) with the other members of its cluster
     (NaN for an image alone in its cluster)."""
-    p = 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+    p = sigmoid(np, z)
     np.fill_diagonal(p, 0.0)
-    onehot = np.zeros((len(labels), labels.max() + 1))
-    onehot[np.arange(len(labels)), labels] = 1.0
+    onehot = one_hot(labels, labels.max() + 1)
     within = (p @ onehot)[np.arange(len(labels)), labels]
     others = onehot.sum(axis=0)[labels] - 1
     with np.errstate(invalid="ignore", divide="ignore"):

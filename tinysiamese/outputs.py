@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from .drawing import font
 from .files import atomic_write
-from .plots import save_png
+from .plots import ink_image, save_png
 
 THUMB = 40          # px, one thumbnail
 PER_ROW = 16        # thumbnails shown per cluster; the rest are counted
@@ -37,12 +37,6 @@ def write_clusters_csv(path, files, labels: np.ndarray, mean_p: np.ndarray) -> P
     path = Path(path)
     atomic_write(path, lambda fh: fh.write(out.getvalue().encode()))
     return path
-
-
-def _thumbnail(ink: np.ndarray) -> Image.Image:
-    """(H, W) ink in [0, 1] (strokes 1) -> THUMB x THUMB greyscale, dark on white."""
-    grey = np.rint(255 * (1 - np.clip(np.nan_to_num(ink), 0, 1))).astype(np.uint8)
-    return Image.fromarray(grey).resize((THUMB, THUMB), Image.BICUBIC)
 
 
 def clusters_image(images: np.ndarray, labels: np.ndarray, title: str = "") -> Image.Image:
@@ -66,7 +60,7 @@ def clusters_image(images: np.ndarray, labels: np.ndarray, title: str = "") -> I
         draw.text((8, y + THUMB // 2 - 7), f"cluster {c}: {len(members)}", fill=(30, 41, 59),
                   font=small)
         for j, i in enumerate(members[:PER_ROW]):
-            picture.paste(_thumbnail(images[i]), (LABEL_WIDTH + j * (THUMB + gap), y))
+            picture.paste(ink_image(images[i], THUMB), (LABEL_WIDTH + j * (THUMB + gap), y))
         if len(members) > PER_ROW:
             draw.text((LABEL_WIDTH + PER_ROW * (THUMB + gap), y + THUMB // 2 - 7),
                       f"+{len(members) - PER_ROW}", fill=(100, 116, 139), font=small)

@@ -148,7 +148,7 @@ def learning_curves(metrics: list[dict], title: str | None = None,
 # One one-shot trial
 
 
-def _ink_image(x: np.ndarray, side: int) -> Image.Image:
+def ink_image(x: np.ndarray, side: int) -> Image.Image:
     """(H, W) ink in [0, 1] (strokes 1) -> a side x side greyscale image, dark on white."""
     grey = np.rint(255 * (1 - np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64)), 0, 1)))
     image = Image.fromarray(grey.astype(np.uint8))
@@ -220,7 +220,7 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
 
     put_text(draw, (pad, header), "test image", f_small, TEXT)
     draw.rectangle([pad - 1, grid_top - 1, pad + big, grid_top + big], outline=EDGE)
-    image.paste(_ink_image(test, big), (pad, grid_top))
+    image.paste(ink_image(test, big), (pad, grid_top))
     put_text(draw, (grid_left, header),
              f"{n} candidates, one of them the same character ({score_label} under each)",
              f_small, TEXT)
@@ -230,7 +230,7 @@ def trial_image(test: np.ndarray, support: np.ndarray, scores: np.ndarray, answe
         x = grid_left + (i % cols) * (cell + gap)
         y = grid_top + (i // cols) * row_h
         draw.rectangle([x - 1, y - 1, x + cell, y + cell], outline=EDGE)
-        image.paste(_ink_image(support[i], cell), (x, y))
+        image.paste(ink_image(support[i], cell), (x, y))
         if i == answer:   # outer ring
             draw.rectangle([x - 2 * ring - 1, y - 2 * ring - 1, x + cell + 2 * ring,
                             y + cell + 2 * ring], outline=GREEN, width=ring)

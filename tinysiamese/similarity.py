@@ -90,9 +90,15 @@ def class_scores(z: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarra
     score[q, c] = mean of z[q, s] over the supports s of class c (a matrix product with
     the one-hot (S, C) matrix divided by the class sizes).
     """
+    onehot = one_hot(labels, n_classes)
+    return (z @ onehot) / onehot.sum(axis=0)
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """labels: (S,) integers in [0, n_classes) -> (S, n_classes) float64, 1 at each label."""
     onehot = np.zeros((len(labels), n_classes))
     onehot[np.arange(len(labels)), labels] = 1.0
-    return (z @ onehot) / onehot.sum(axis=0)
+    return onehot
 
 
 def logits(models, xa: np.ndarray, xb: np.ndarray | None = None, views: int = 1) -> np.ndarray:
