@@ -39,7 +39,7 @@ class NetworkConfig:
     conv: tuple = ((64, 10), (128, 7), (128, 4), (256, 4))
     dense: int = 4096
     init: str = "paper"
-    conv_method: str = "auto"  # im2col, fft, or auto: the cheaper by fftconv.use_fft
+    conv_method: str = "auto"  # im2col, fft, or auto: the cheaper by layers.use_fft
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,7 @@ def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
     of a circular correlation's output whose wrapped-around entries got no gradient.
     The adjoint of y = corr(x, w) is a circular *convolution*, and the spectra give
       dx = conv(dy, w):  dXs[c, n] = sum_f W^[f, c] dYs[f, n] = conj(Wsᵀ Ds)[c, n]
-      dw = corr(dy, x):  dWs[f, c] = sum_n conj(dYs[f, n]) X^[c, n] = (Ds Xsᵀ)[f, c]
+      dw = corr(x, dy):  dWs[f, c] = sum_n conj(dYs[f, n]) X^[c, n] = (Ds Xsᵀ)[f, c]
     with Ws = conj(W^) from forward and Ds = conj(dYs), both made conjugate by the DFT
     matrices (``dft_matrices``), so no spectrum is ever conjugated by a copy; the dx
     product is (Q, C, F) @ (Q, F, n) on a transposed view of Ws, the dW one (Q, F, n) @

@@ -2,8 +2,9 @@
 
 Each ``*_forward`` returns ``(y, cache)`` and each ``*_backward`` takes the upstream
 gradient ``dy`` and that cache and returns the gradients. Nothing is stored anywhere
-else, nothing is mutated, and every function takes the array module ``xp`` (NumPy or
-CuPy) explicitly, so the same code runs on the CPU and the GPU.
+else, nothing but an ``out=`` array (or ``col2im_add``'s target) is written in place,
+and every function takes the array module ``xp`` (NumPy or CuPy) explicitly, so the same
+code runs on the CPU and the GPU.
 
 Names: ``dy`` is the upstream gradient, ``dx``/``dW``/``db`` the results; spatial sizes
 are ``Hi, Wi`` (input) and ``Ho, Wo`` (output), ``K`` is the kernel size, so ``W``
@@ -20,7 +21,7 @@ def relu_forward(xp, x):
 
 
 def relu_backward(xp, dy, y):
-    """dx = dy where x > 0, else 0 (the kink at 0 gets gradient 0)."""
+    """dy, y: x's shape -> dx: x's shape, dy where x > 0, else 0 (the kink gets 0)."""
     return dy * (y > 0)
 
 
@@ -38,7 +39,7 @@ def sigmoid_forward(xp, x):
 
 
 def sigmoid_backward(xp, dy, y):
-    """dx = dy * sigma'(x) = dy * y (1 - y)."""
+    """dy, y: x's shape -> dx = dy * sigma'(x) = dy * y (1 - y), x's shape."""
     return dy * y * (1 - y)
 
 
@@ -71,7 +72,8 @@ def weighted_l1_forward(xp, h1, h2, alpha, b):
 def weighted_l1_backward(xp, dz, cache, alpha):
     """dz: (N,) -> dh1, dh2: (N, D), dalpha: (D,), db: (1,).
 
-    dalpha = aᵀ dz; dh1 = dz alpha sign(h1 - h2) = -dh2 (the kink h1 == h2 gets 0).
+    dalpha = aᵀ dz; db = sum_n dz; dh1 = dz alpha sign(h1 - h2) = -dh2 (the kink h1 == h2
+    gets 0).
     """
     d, a = cache
     dd = dz[:, None] * alpha[None, :] * xp.sign(d)
