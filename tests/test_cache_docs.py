@@ -58,3 +58,21 @@ def test_the_join_caches_the_difference_and_its_size():
     d, a = layer.cache
     np.testing.assert_array_equal(d, h1 - h2)
     np.testing.assert_array_equal(a, np.abs(h1 - h2))
+
+
+def test_the_fourier_path_caches_what_it_says():
+    from tinysiamese import fftconv
+
+    words = "cache: (chunks, Ws, x.shape, grid, workers)"
+    assert words in " ".join(fftconv.conv2d_fft_forward.__doc__.split())
+    assert "on the FFT path the spectra of the input and the weights" in " ".join(
+        Conv2D.__doc__.split())
+    rng = np.random.default_rng(2)
+    layer = Conv2D(2, 3, 3, backend=NUMPY, rng=rng, method="fft")
+    x = rng.standard_normal((4, 2, 6, 5))
+    layer.forward(x)
+    chunks, Ws, shape, grid, workers = layer.cache
+    Q = 6 * (5 // 2 + 1)  # the input's own grid, half of the last axis
+    assert [(s, e) for s, e, _ in chunks] == [(0, 4)] and chunks[0][2].shape == (Q, 2, 4)
+    assert Ws.shape == (Q, 3, 2) and shape == x.shape and grid == (6, 5)
+    assert workers is layer.workers

@@ -51,7 +51,8 @@ def test_standard_checks_pass(backend, kind, seed):
 
 
 @pytest.mark.parametrize("kind, tensors", [
-    ("Conv2D", ["dx", "dW", "db"]), ("MaxPool2D", ["dx"]), ("Dense", ["dx", "dW", "db"]),
+    ("Conv2D", ["dx", "dW", "db"] * 2),  # on im2col, then on the Fourier path
+    ("MaxPool2D", ["dx"]), ("Dense", ["dx", "dW", "db"]),
     ("ReLU", ["dx"]), ("Sigmoid", ["dx"]), ("Flatten", ["dx"]),
     ("WeightedL1", ["dh1", "dh2", "dalpha", "db"]),
     ("SiameseNet", ["conv1.W", "conv1.b", "conv2.W", "conv2.b", "dense1.W", "dense1.b",
@@ -61,7 +62,19 @@ def test_standard_checks_cover_every_tensor(kind, tensors):
     results = check_standard(kind, get_backend("numpy"))
     assert [r.tensor for r in results] == tensors
     if kind == "Conv2D":
-        assert [r.shape for r in results] == [(2, 3, 7, 6), (4, 3, 3, 3), (4,)]
+        assert [r.shape for r in results] == [(2, 3, 7, 6), (4, 3, 3, 3), (4,)] * 2
+        assert [r.layer for r in results] == ["Conv2D"] * 3 + ["Conv2D, Fourier"] * 3
+
+
+def test_the_fourier_conv_check_goes_through_the_fourier_backward(monkeypatch):
+    from tinysiamese import fftconv
+
+    calls = []
+    real = fftconv.conv2d_fft_backward
+    monkeypatch.setattr(fftconv, "conv2d_fft_backward",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    check_standard("Conv2D", get_backend("numpy"))
+    assert calls, "tinysiamese gradcheck never ran the Fourier path's backward"
 
 
 def distinct(rng, shape):

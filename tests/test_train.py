@@ -169,3 +169,24 @@ def test_a_tiny_real_run_on_group_batches_learns(omniglot_dir, tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.01, f"loss did not fall: {[r['loss'] for r in rows]}"
     assert "images/s" in result.output
+
+
+@pytest.mark.parametrize("bad_epochs, elapsed, last_epoch, want", [
+    (19, 0.0, 60.0, "epochs"),            # one epoch short of patience 20, no budget near
+    (20, 0.0, 60.0, "early-stop"),        # patience reached
+    (0, 54 * 60.0, 60.0, "epochs"),       # the next epoch ends exactly at the budget: go on
+    (0, 54 * 60.0, 61.0, "time-budget"),  # it would end past the 55 minutes
+])
+def test_stopping_rule_stops_on_patience_and_on_the_time_budget(bad_epochs, elapsed,
+                                                                 last_epoch, want):
+    from tinysiamese.config import build_config
+    from tinysiamese.runfolder import Progress
+    from tinysiamese.train import stopping_rule
+
+    cfg = build_config("small", {"run": {"patience": 20, "time_budget_minutes": 55}})
+    said = []
+    assert stopping_rule(cfg, Progress(bad_epochs=bad_epochs), elapsed, last_epoch,
+                         said.append) == want
+    assert bool(said) == (want != "epochs")  # a stop says why, going on says nothing
+    no_budget = build_config("small", {"run": {"time_budget_minutes": None}})
+    assert stopping_rule(no_budget, Progress(), 10**9, 10**9, said.append) == "epochs"

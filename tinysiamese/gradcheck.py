@@ -219,8 +219,13 @@ def check_standard(kind: str, backend, seed: int = 0, cls=None) -> list[CheckRes
             model, xp.concatenate([x1, x2]), xp.asarray(first), xp.asarray(second),
             backend.asarray(same), backend.asarray(weight))
     layer, inputs = make_case(kind, backend, rng, cls)
-    return check_layer(layer, inputs, name=kind if cls is None else cls.__name__, rng=rng,
-                       to_numpy=backend.to_numpy)
+    results = check_layer(layer, inputs, name=kind if cls is None else cls.__name__, rng=rng,
+                          to_numpy=backend.to_numpy)
+    if kind == "Conv2D" and cls is None:  # the same conv through the Fourier path (fftconv)
+        layer.method = "fft"
+        results += check_layer(layer, inputs, name="Conv2D, Fourier", rng=rng,
+                               to_numpy=backend.to_numpy)
+    return results
 
 
 def load_student_layer(spec: str):
