@@ -48,7 +48,7 @@ import sys
 import time
 from pathlib import Path
 
-from tinysiamese.threads import cpu_threads, short_blas_spin  # neither imports NumPy
+from tinysiamese.threads import THREADS_VARIABLE, cpu_threads, short_blas_spin  # no NumPy
 
 ROWS = [("small", 32), ("small", 128), ("koch", 32), ("koch", 128)]
 GROUP_ROWS = ["small", "koch"]
@@ -644,7 +644,8 @@ def run_child(preset, batch, args) -> dict:
     """One row in a fresh process: its ru_maxrss is that row's peak alone."""
     cmd = [sys.executable, os.path.abspath(__file__), "--preset", preset, "--json",
            "--backend", args.backend, "--threads", str(args.threads), "--clock", args.clock,
-           "--step", args.step, "--conv", args.conv, "--turns", args.turns]
+           "--step", args.step, "--conv", args.conv, "--turns", args.turns,
+           "--products", args.products]
     if batch is not None:
         cmd += ["--batch", str(batch)]
     if args.no_torch:
@@ -677,6 +678,9 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--threads", type=int, default=cpu_threads(),
                     help="BLAS and PyTorch threads (default: OPENBLAS_NUM_THREADS or all cores)")
+    ap.add_argument("--products", choices=["ours", "blas"], default="ours",
+                    help="who shares a product over the threads: tinysiamese's threads, with "
+                         "BLAS on one (default, as `tinysiamese train` runs), or BLAS's own")
     ap.add_argument("--layers", action="store_true", help="per-layer forward/backward times")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--warmup", type=int, help="warm-up steps (default: per preset)")
@@ -696,6 +700,9 @@ def main(argv=None) -> int:
     clock, TURNS = CLOCK[args.clock], args.turns
     # The BLAS reads its thread count when NumPy is first imported, which happens below.
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    if args.products == "ours":  # as `tinysiamese train` runs: BLAS on one thread, ours share
+        os.environ[THREADS_VARIABLE] = str(args.threads)
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     short_blas_spin()  # as `tinysiamese train` starts; a value set outside is kept
 

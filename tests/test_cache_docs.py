@@ -28,8 +28,8 @@ def _run(layer_class):
 
 # layer -> (the docstring's words, what the cache must then be, given x and y)
 CASES = {
-    Conv2D: ("cache: on the im2col path (x, max_cols_bytes)",
-             lambda c, x, y: c[0] is x and isinstance(c[1], int)),
+    Conv2D: ("cache: on the im2col path (x, max_cols_bytes, workers)",
+             lambda c, x, y: c[0] is x and isinstance(c[1], int) and len(c) == 3),
     MaxPool2D: ("cache: (arg, x.shape, channel_major)",
                 lambda c, x, y: c[0].dtype == np.uint8 and c[0].shape == y.shape
                 and c[1] == x.shape and isinstance(c[2], bool)),

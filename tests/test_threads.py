@@ -129,29 +129,111 @@ def test_optimiser_and_average_in_threads_are_bit_for_bit():
             np.testing.assert_array_equal(one[k], three[k], err_msg=k)
 
 
-CHECK_SPIN = """
+CHECK_CLI = """
 import os, sys
 import tinysiamese.threads as threads
 seen = []
-real = threads.short_blas_spin
-threads.short_blas_spin = lambda: (seen.append("numpy" in sys.modules), real())
+real = threads.products_on_our_threads
+threads.products_on_our_threads = lambda: (seen.append("numpy" in sys.modules), real())
 import tinysiamese.cli
-print(seen, os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+from tinysiamese.backend import get_backend
+w = get_backend("numpy").workers
+print(seen, os.environ["OPENBLAS_NUM_THREADS"], os.environ["TINYSIAMESE_THREADS"],
+      w.threads, w.products)
 """
 
 
-@pytest.mark.parametrize("given, want", [(None, "20"), ("28", "28")])
-def test_the_command_line_shortens_blas_spin_before_numpy_loads(given, want):
+@pytest.mark.parametrize("given, want", [({"OPENBLAS_NUM_THREADS": "3"}, "3"),
+                                         ({"TINYSIAMESE_THREADS": "2"}, "2"),
+                                         ({"OPENBLAS_NUM_THREADS": "1"}, "1")])
+def test_the_command_line_gives_blas_threads_to_ours_before_numpy_loads(given, want):
     import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    if given:
-        env["OPENBLAS_THREAD_TIMEOUT"] = given
-    out = subprocess.run([sys.executable, "-c", CHECK_SPIN], env=env, capture_output=True,
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "TINYSIAMESE_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in names} | given
+    out = subprocess.run([sys.executable, "-c", CHECK_CLI], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["[False]", want]  # called once, NumPy not yet loaded; the user's value kept
+    # called once, NumPy not yet loaded; BLAS on one thread, the count the user asked for ours
+    assert out == ["[False]", "1", want, want, "True"]
+
+
+def test_giving_blas_threads_away_is_a_no_op_once_numpy_is_loaded(monkeypatch):
+    from tinysiamese.threads import products_on_our_threads
+
+    monkeypatch.delenv("TINYSIAMESE_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    products_on_our_threads()  # NumPy is loaded in this process: OpenBLAS keeps its threads
+    assert "TINYSIAMESE_THREADS" not in os.environ and "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+def test_cpu_threads_reads_ours_first(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("TINYSIAMESE_THREADS", "4")
+    assert cpu_threads() == 4
+
+
+class RecordingNumpy:
+    """numpy, with every matmul's shape and thread recorded: proves a product was shared."""
+
+    def __init__(self):
+        self.calls, self._lock = [], threading.Lock()
+
+    def matmul(self, a, b, out=None):
+        with self._lock:
+            self.calls.append((a.shape, b.shape, threading.current_thread().name))
+        return np.matmul(a, b, out=out)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@pytest.mark.parametrize("a_shape, b_shape, parts_of", [
+    ((300, 200), (200, 100), "rows"), ((40, 200), (200, 900), "columns"),
+    ((2000, 600), (600,), "rows"), ((12, 60, 40), (12, 40, 60), "stack")])
+@pytest.mark.parametrize("given_out", [False, True])
+def test_a_shared_product_is_the_product(a_shape, b_shape, parts_of, given_out):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    want = a @ b
+    out = None
+    if given_out and want.ndim == 2:  # a view with a row stride of its own, as conv's y is
+        out = np.full((want.shape[0], want.shape[1] + 3), 7.0)[:, 2 : 2 + want.shape[1]]
+    elif given_out:
+        out = np.empty(want.shape)
+    xp = RecordingNumpy()
+    got = Workers(3, products=True).matmul(xp, a, b, out=out)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert out is None or got is out
+    # three parts: the caller's and two run by the pool's threads (one may run both)
+    assert len(xp.calls) == 3 and len({t for *_, t in xp.calls}) >= 2
+    axis, side = (1, 1) if parts_of == "columns" else (0, 0)  # which axis of which operand
+    assert sum(call[side][axis] for call in xp.calls) == (a_shape, b_shape)[side][axis]
+
+
+def test_a_product_is_not_shared_without_products_or_when_small():
+    a, b = np.ones((300, 200)), np.ones((200, 100))
+    for workers in (Workers(3), Workers(1, products=True)):
+        xp = RecordingNumpy()
+        workers.matmul(xp, a, b)
+        assert [c[:2] for c in xp.calls] == [((300, 200), (200, 100))]
+    xp = RecordingNumpy()
+    Workers(3, products=True).matmul(xp, np.ones((10, 10)), np.ones((10, 10)))  # 1,000 madds
+    assert len(xp.calls) == 1
+
+
+def test_share_hands_whole_pieces_to_threads_with_plain_products():
+    seen = []
+    workers = Workers(3, products=True)
+    workers.share(lambda i, j, mm: seen.append((i, j, mm == workers.matmul,
+                                                threading.current_thread().name)), 7)
+    assert sorted(s[:2] for s in seen) == [(0, 2), (2, 4), (4, 7)]
+    assert not any(s[2] for s in seen) and len({s[3] for s in seen}) >= 2
+    for n, w in ((2, workers), (7, Workers(3))):  # fewer pieces than threads; no products
+        seen.clear()
+        w.share(lambda i, j, mm: seen.append((i, j, mm == w.matmul)), n)
+        assert seen == [(0, n, True)]
 
 
 def test_transposing_in_threads_copies_every_value():
@@ -169,11 +251,41 @@ def test_a_conv_with_threads_is_the_conv_without(method):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((8, 16, 40, 40)).astype(np.float32)
     outs = []
-    for threads in (1, 2):
-        be = Backend("numpy", np, np.float32, workers=Workers(threads))
-        conv = Conv2D(16, 8, 5, backend=be, rng=np.random.default_rng(0), method=method)
+    # one thread; two for the elementwise work; three sharing the products, in chunks of
+    # 2 samples on the im2col path (so that each thread takes whole chunks)
+    for threads, products in ((1, False), (2, False), (3, True)):
+        be = Backend("numpy", np, np.float32, workers=Workers(threads, products))
+        conv = Conv2D(16, 8, 5, backend=be, rng=np.random.default_rng(0), method=method,
+                      max_cols_bytes=2 * 16 * 25 * 36 * 36 * 4)
         y = conv.forward(x)
         dx = conv.backward(np.ones_like(y))
         outs.append((y, dx, conv.grads["W"].copy(), conv.grads["b"].copy()))
-    for one, two in zip(*outs):
+    for one, two, shared in zip(*outs):
         np.testing.assert_array_equal(one, two)
+        np.testing.assert_allclose(shared, one, rtol=1e-5, atol=1e-5 * np.abs(one).max())
+    if method == "im2col":  # whole chunks: the same products, each chunk's bits unchanged
+        np.testing.assert_array_equal(outs[2][0], outs[0][0])
+        np.testing.assert_array_equal(outs[2][1], outs[0][1])
+
+
+def test_dense_and_the_join_with_shared_products_match_one_thread():
+    from tinysiamese.layers import Dense, WeightedL1
+
+    rng = np.random.default_rng(6)
+    h = rng.standard_normal((64, 600)).astype(np.float32)
+    first, second = np.triu_indices(64, 1)  # 2,016 pairs, as in a group batch
+    results, shared = [], []
+    for workers in (Workers(1), Workers(3, products=True)):
+        real = workers.matmul
+        workers.matmul = lambda xp, a, b, out=None: (shared.append(workers.products),
+                                                     real(xp, a, b, out))[1]
+        be = Backend("numpy", np, np.float32, workers=workers)
+        dense = Dense(600, 300, backend=be, rng=np.random.default_rng(0))
+        join = WeightedL1(300, backend=be, rng=np.random.default_rng(1))
+        f = dense.forward(h)
+        z = join.forward(f[first], f[second])
+        dh = dense.backward(join.backward_pairs(np.tanh(z), first, second, 64))
+        results.append((f, z, dh, dense.grads["W"].copy(), join.grads["alpha"].copy()))
+    assert shared.count(True) == 6  # every product of both layers went through the threads
+    for one, three in zip(*results):
+        np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-5 * np.abs(one).max())

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .threads import Workers, cpu_threads
+from .threads import Workers, blas_on_one_thread, cpu_threads
 
 BACKEND_NAMES = ("numpy", "cupy")
 CPU_IM2COL_BYTES = 8 * 2**20  # fits in a CPU's L2/L3 cache
@@ -92,7 +92,7 @@ def get_backend(name: str = "numpy", dtype=np.float32) -> Backend:
     CUDA device is missing.
     """
     if name == "numpy":
-        return Backend("numpy", np, np.dtype(dtype).type, workers=Workers(cpu_threads()))
+        return Backend("numpy", np, np.dtype(dtype).type, workers=Workers(cpu_threads(), products=blas_on_one_thread()))
     if name == "cupy":
         return Backend("cupy", _load_cupy(), np.dtype(dtype).type, GPU_IM2COL_BYTES)
     raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")

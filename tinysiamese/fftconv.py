@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import math
 
-from .threads import Workers
-
-SERIAL = Workers(1)  # no threads: what every function here uses unless handed others
+from .threads import SERIAL
 
 FFT_CHUNK_BYTES = 256 * 2**20  # a chunk's spectra: big products, bounded memory
 
@@ -106,9 +104,9 @@ def _spectrum(xp, a, grid, conj=False, workers=SERIAL):
     G1, G2 = grid
     G2r = G2 // 2 + 1
     Ew, Eh, _, _ = dft_matrices(xp, G1, G2, h, w, a.dtype, conj)
-    rows = (a.reshape(A * B * h, w) @ Ew).view(Eh.dtype)  # (A*B*h, G2r) complex
+    rows = workers.matmul(xp, a.reshape(A * B * h, w), Ew).view(Eh.dtype)  # (A*B*h, G2r) complex
     cols = transposed(xp, rows.reshape(A * B, h * G2r), workers)  # (h*G2r, A*B): (h, G2r, A, B)
-    return (Eh @ cols.reshape(h, G2r * A * B)).reshape(G1 * G2r, A, B)  # (G1, h) @ (h, ...)
+    return workers.matmul(xp, Eh, cols.reshape(h, G2r * A * B)).reshape(G1 * G2r, A, B)  # (G1, h) @ (h, ...)
 
 
 def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
@@ -120,12 +118,12 @@ def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
     G1, G2 = grid
     G2r = G2 // 2 + 1
     _, _, Dh, Dw = dft_matrices(xp, G1, G2, h, w, dtype, conj)
-    cols = Dh @ spec.reshape(G1, G2r * A * B)  # (h, G2r*A*B): the inverse down the columns
+    cols = workers.matmul(xp, Dh, spec.reshape(G1, G2r * A * B))  # (h, G2r*A*B): the inverse down the columns
     rows = transposed(xp, cols.reshape(h * G2r, A * B), workers)  # (A*B, h*G2r): (A, B, h, G2r)
     real = rows.view(Dw.dtype).reshape(A * B * h, 2 * G2r)  # (re, im) pairs side by side
     if out is None:
         out = xp.empty((A, B, h, w), dtype=Dw.dtype)
-    xp.matmul(real, Dw, out=out.reshape(A * B * h, w))  # the inverse along the rows, real
+    workers.matmul(xp, real, Dw, out=out.reshape(A * B * h, w))  # the inverse along the rows, real
     return out
 
 
@@ -186,12 +184,12 @@ def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES, workers=SERIAL):
     F, _, K, _ = W.shape
     Ho, Wo = Hi - K + 1, Wi - K + 1
     grid = fft_grid(Hi, Wi)
-    Ws = _spectrum(xp, W, grid, conj=True)  # (Q, F, C): conj, since this is a correlation
+    Ws = _spectrum(xp, W, grid, conj=True, workers=workers)  # (Q, F, C): conj, since this is a correlation
     yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)  # channel-major
     chunks = []
     for s, e in fft_chunks(x.shape, F, max_bytes, x.dtype.itemsize):
         Xs = _spectrum(xp, x[s:e].transpose(1, 0, 2, 3), grid, workers=workers)  # (Q, C, n)
-        Ys = xp.matmul(Ws, Xs)  # (Q, F, n): per frequency, the channel-mixing product
+        Ys = workers.matmul(xp, Ws, Xs)  # (Q, F, n): per frequency, the channel-mixing product
         # + b: a constant added to every pixel is the frequency (0, 0) alone, times the
         # grid's size (the inverse divides by it), so no pass over y is needed for it
         Ys[0] += (b * (grid[0] * grid[1]))[:, None]
@@ -226,10 +224,10 @@ def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
         Ds = _spectrum(xp, dyt[:, s:e], grid, conj=True, workers=workers)  # (Q, F, n): conj(dYs)
         db += Ds[0].real.sum(axis=1)  # the sums of dy, real at frequency (0, 0)
         if need_dx:  # the signal of conj(Wsᵀ Ds) = dXs, read through conjugated matrices
-            dXs_conj = xp.matmul(Ws.transpose(0, 2, 1), Ds)  # (Q, C, n)
+            dXs_conj = workers.matmul(xp, Ws.transpose(0, 2, 1), Ds)  # (Q, C, n)
             _signal_into(xp, dXs_conj, grid, dxt[:, s:e], conj=True, workers=workers)
-        part = xp.matmul(Ds, Xs.transpose(0, 2, 1))  # per frequency (F, n) @ (n, C)
+        part = workers.matmul(xp, Ds, Xs.transpose(0, 2, 1))  # per frequency (F, n) @ (n, C)
         dWs = part if dWs is None else dWs + part
-    dW = _signal(xp, dWs, grid, K, K, W.dtype)  # (F, C, K, K)
+    dW = _signal(xp, dWs, grid, K, K, W.dtype, workers=workers)  # (F, C, K, K)
     dx = dxt.transpose(1, 0, 2, 3) if need_dx else None  # channel-major, like im2col's
     return dx, dW, db

@@ -71,8 +71,8 @@ class Conv2D:
     """Valid, stride-1 convolution (cross-correlation).
 
     x: (N, C, Hi, Wi) -> y: (N, F, Hi-K+1, Wi-K+1).
-    params: W (F, C, K, K), b (F,). cache: on the im2col path (x, max_cols_bytes), the
-    input and the chunk bound (backward unfolds x again instead of keeping the im2col
+    params: W (F, C, K, K), b (F,). cache: on the im2col path (x, max_cols_bytes, workers),
+    the input and the chunk bound (backward unfolds x again instead of keeping the im2col
     buffer); on the FFT path the spectra of the input and the weights.
     backward: dW = dY · colsᵀ, dx = col2im(Wᵀ · dY), db = sum of dY over (N, Ho, Wo).
     ``method``: "im2col" (``ops.conv2d_*``, the reference), "fft" (``fftconv``, the
@@ -93,7 +93,7 @@ class Conv2D:
         self.xp = backend.xp
         self.method, self.input_grad = method, input_grad
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
-        self.workers = backend.workers  # threads for the FFT path's transposing copies
+        self.workers = backend.workers  # threads for the products and the FFT path's copies
         self.params = {
             "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
             "b": backend.asarray(init_bias(rng, (F,), init)),
@@ -108,7 +108,8 @@ class Conv2D:
         if self.fft:
             y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b, workers=self.workers)
         else:
-            y, self.cache = ops.conv2d_forward(self.xp, x, W, b, self.max_cols_bytes)
+            y, self.cache = ops.conv2d_forward(self.xp, x, W, b, self.max_cols_bytes,
+                                               workers=self.workers)
         return y
 
     def backward(self, dy):
@@ -188,15 +189,16 @@ class Dense:
             "b": backend.asarray(init_bias(rng, (out_features,), init)),
         }
         self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
-        self.cache = None
+        self.cache, self.workers = None, backend.workers
 
     def forward(self, x):
-        y, self.cache = ops.dense_forward(self.xp, x, self.params["W"], self.params["b"])
+        y, self.cache = ops.dense_forward(self.xp, x, self.params["W"], self.params["b"],
+                                          workers=self.workers)
         return y
 
     def backward(self, dy):
         dx, self.grads["W"][...], self.grads["b"][...] = ops.dense_backward(
-            self.xp, dy, self.cache, self.params["W"])
+            self.xp, dy, self.cache, self.params["W"], workers=self.workers)
         return dx
 
 
@@ -261,11 +263,11 @@ class WeightedL1:
             "b": backend.asarray(init_bias(rng, (1,), init)),
         }
         self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
-        self.cache = None
+        self.cache, self.workers = None, backend.workers
 
     def forward(self, h1, h2):
         z, self.cache = ops.weighted_l1_forward(self.xp, h1, h2, self.params["alpha"],
-                                                self.params["b"])
+                                                self.params["b"], workers=self.workers)
         return z
 
     def backward(self, dz):
@@ -277,5 +279,6 @@ class WeightedL1:
         """After forward(h[first], h[second]) for one h (n_rows, D): dz (P,) -> dh (n_rows, D),
         each row's gradient summed over the pairs it is in."""
         dh, self.grads["alpha"][...], self.grads["b"][...] = ops.weighted_l1_backward_pairs(
-            self.xp, dz, self.cache, self.params["alpha"], first, second, n_rows)
+            self.xp, dz, self.cache, self.params["alpha"], first, second, n_rows,
+            workers=self.workers)
         return dh

@@ -12,6 +12,8 @@ always means a weight.
 """
 from __future__ import annotations
 
+from .threads import SERIAL
+
 
 # --------------------------------------------------------------------------- ReLU
 def relu_forward(xp, x):
@@ -44,21 +46,24 @@ def sigmoid_backward(xp, dy, y):
 
 
 # --------------------------------------------------------------------------- Dense
-def dense_forward(xp, x, W, b):
-    """y = x W + b.  x: (N, Din), W: (Din, Dout), b: (Dout,) -> y: (N, Dout). cache: x."""
-    return x @ W + b, x
+def dense_forward(xp, x, W, b, workers=SERIAL):
+    """y = x W + b.  x: (N, Din), W: (Din, Dout), b: (Dout,) -> y: (N, Dout). cache: x.
+    ``workers`` (here and below): the threads that share the products (``threads``)."""
+    y = workers.matmul(xp, x, W)
+    y += b
+    return y, x
 
 
-def dense_backward(xp, dy, x, W):
+def dense_backward(xp, dy, x, W, workers=SERIAL):
     """dy: (N, Dout) -> dx: (N, Din), dW: (Din, Dout), db: (Dout,).
 
     dx = dy Wᵀ; dW = xᵀ dy (summed over the batch by the product); db = sum_n dy.
     """
-    return dy @ W.T, x.T @ dy, dy.sum(axis=0)
+    return workers.matmul(xp, dy, W.T), workers.matmul(xp, x.T, dy), dy.sum(axis=0)
 
 
 # --------------------------------------------------------------------------- Weighted L1
-def weighted_l1_forward(xp, h1, h2, alpha, b):
+def weighted_l1_forward(xp, h1, h2, alpha, b, workers=SERIAL):
     """The siamese join: z = |h1 - h2| alpha + b.
 
     h1, h2: (N, D) twin features; alpha: (D,); b: (1,) -> z: (N,) logits.
@@ -66,7 +71,7 @@ def weighted_l1_forward(xp, h1, h2, alpha, b):
     """
     d = h1 - h2
     a = xp.abs(d)
-    return a @ alpha + b[0], (d, a)
+    return workers.matmul(xp, a, alpha) + b[0], (d, a)
 
 
 def weighted_l1_backward(xp, dz, cache, alpha):
@@ -80,7 +85,7 @@ def weighted_l1_backward(xp, dz, cache, alpha):
     return dd, -dd, a.T @ dz, dz.sum(keepdims=True)
 
 
-def weighted_l1_backward_pairs(xp, dz, cache, alpha, first, second, n_rows):
+def weighted_l1_backward_pairs(xp, dz, cache, alpha, first, second, n_rows, workers=SERIAL):
     """weighted_l1_backward when the twins are rows of one feature matrix h (M, D):
     h1 = h[first], h2 = h[second], first, second: (P,) -> dh (M, D), dalpha (D,), db (1,).
 
@@ -93,9 +98,9 @@ def weighted_l1_backward_pairs(xp, dz, cache, alpha, first, second, n_rows):
     rows = xp.arange(n_rows)[:, None]
     T = (rows == first).astype(dz.dtype) - (rows == second).astype(dz.dtype)  # (M, P)
     T *= dz  # column p times dz_p
-    dh = T @ xp.sign(d)
+    dh = workers.matmul(xp, T, xp.sign(d))
     dh *= alpha
-    return dh, a.T @ dz, dz.sum(keepdims=True)
+    return dh, workers.matmul(xp, a.T, dz), dz.sum(keepdims=True)
 
 
 # --------------------------------------------------------------------------- Max-pool
@@ -251,13 +256,14 @@ def conv_chunks(x_shape, K, max_cols_bytes, itemsize):
     return [(s, min(s + step, N)) for s in range(0, N, step)]
 
 
-def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20):
+def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20, workers=SERIAL):
     """Valid, stride-1 cross-correlation, as every framework's "convolution".
 
     x: (N, C, Hi, Wi), W: (F, C, K, K), b: (F,) -> y: (N, F, Ho, Wo),
     y[n, f] = sum_{c,i,j} W[f, c, i, j] x[n, c, ho + i, wo + j] + b[f].
     As one matrix product per chunk of samples, (F, C*K*K) @ (C*K*K, n*Ho*Wo), so that
-    BLAS does the arithmetic. cache: (x, max_cols_bytes); backward unfolds x again.
+    BLAS does the arithmetic. cache: (x, max_cols_bytes, workers); backward unfolds x
+    again.
     """
     N, C, Hi, Wi = x.shape
     F, _, K, _ = W.shape
@@ -267,11 +273,15 @@ def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20):
     # (N, F, Ho, Wo) view: elementwise layers keep that layout, and the next im2col and
     # this layer's backward then read it without a transposing copy.
     yt = xp.empty((F, N * Ho * Wo), dtype=x.dtype)  # column n*Ho*Wo + ho*Wo + wo
-    for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
-        # the chunk's columns of y are a view: the product is written there, not copied
-        xp.matmul(W2, im2col(xp, x[s:e], K), out=yt[:, s * Ho * Wo : e * Ho * Wo])
+    chunks = conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize)
+
+    def forward_chunks(first, stop, matmul):
+        for s, e in chunks[first:stop]:  # the chunk's columns of y are a view: written there
+            matmul(xp, W2, im2col(xp, x[s:e], K), out=yt[:, s * Ho * Wo : e * Ho * Wo])
+
+    workers.share(forward_chunks, len(chunks))  # independent chunks: threads may share them
     yt += b[:, None]
-    return yt.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3), (x, max_cols_bytes)
+    return yt.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3), (x, max_cols_bytes, workers)
 
 
 def conv2d_backward(xp, dy, cache, W, need_dx=True):
@@ -283,18 +293,26 @@ def conv2d_backward(xp, dy, cache, W, need_dx=True):
     need_dx=False skips dcols and col2im and returns dx = None: a first layer's input is
     the data, whose gradient nothing needs (dW and db are the same either way).
     """
-    x, max_cols_bytes = cache
+    x, max_cols_bytes, workers = cache
     N, C, Hi, Wi = x.shape
     F, _, K, _ = W.shape
     Ho, Wo = Hi - K + 1, Wi - K + 1
     W2 = W.reshape(F, C * K * K)
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
     db = dyt.sum(axis=(1, 2, 3))
-    dW2 = xp.zeros_like(W2)
     dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype) if need_dx else None  # channel-major
-    for s, e in conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize):
-        dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
-        dW2 += dy2 @ im2col(xp, x[s:e], K).T
-        if need_dx:
-            col2im_add(xp, W2.T @ dy2, dxt[:, s:e], K)
+    chunks = conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize)
+    dW2s = {}  # the sum of dW2 over a range of chunks, by the range's first chunk
+
+    def backward_chunks(first, stop, matmul):
+        dW2 = xp.zeros_like(W2)
+        for s, e in chunks[first:stop]:
+            dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
+            dW2 += matmul(xp, dy2, im2col(xp, x[s:e], K).T)
+            if need_dx:  # a chunk adds into its own samples of dx only
+                col2im_add(xp, matmul(xp, W2.T, dy2), dxt[:, s:e], K)
+        dW2s[first] = dW2
+
+    workers.share(backward_chunks, len(chunks))
+    dW2 = sum(dW2s[first] for first in sorted(dW2s))  # in a fixed order: the same bits each run
     return (dxt.transpose(1, 0, 2, 3) if need_dx else None), dW2.reshape(W.shape), db

@@ -33,7 +33,8 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .config import Config, ConfigError, config_from_dict
 from .files import atomic_write, remove_stale_temp_files
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("TINYSIAMESE_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                    "MKL_NUM_THREADS")
 
 
 class TrainingError(Exception):

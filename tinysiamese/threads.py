@@ -1,22 +1,30 @@
-"""Elementwise work on every CPU core.
+"""Every CPU core, for the elementwise work and for the matrix products.
 
-BLAS runs a matrix product on all the cores it is given, but NumPy runs each elementwise
-operation (a max, a comparison, a multiply-add) on one. At two threads the pooling and the
-optimiser's updates of the paper's net then take as long as at one: a third of its step.
-NumPy releases the GIL inside those loops, so Python threads, each working on its own
-slice of the arrays, do run at the same time. ``Workers.split`` cuts a range of rows into
-one near-equal part per thread and runs them at once; the results are the same bit for
-bit, since every element is computed by the same operations either way.
+NumPy runs each elementwise operation (a max, a comparison, a multiply-add) on one core.
+At two threads the pooling and the optimiser's updates of the paper's net then take as
+long as at one: a third of its step. NumPy releases the GIL inside those loops, so Python
+threads, each working on its own slice of the arrays, do run at the same time.
+``Workers.split`` cuts a range of rows into one near-equal part per thread and runs them
+at once; the results are the same bit for bit, since every element is computed by the
+same operations either way.
 
-One catch: after a matrix product OpenBLAS's threads keep spinning on the cores for a
-while, and a thread here would share a core with one of them (``short_blas_spin``).
+The products. OpenBLAS shares a big product over its own threads, but runs the small
+ones a convolution makes by the hundred on one, and serves two threads calling it at once
+one after the other. So the command line holds OpenBLAS to one thread before NumPy loads
+it (``products_on_our_threads``) and ``Workers`` shares the products instead: a product's
+rows between the threads (``Workers.matmul``), or a convolution's chunks of the batch,
+each thread unfolding and multiplying its own (``Workers.share``). Every element of a
+result is the same dot product either way, though BLAS may round a thinner slice's sums
+in another order (the last bit of float32). Outside the command line (tests, notebooks)
+BLAS keeps its threads and ``Workers`` leaves the products to it.
 
-The backend owns one ``Workers`` (``Backend.workers``), sized like BLAS (``cpu_threads``);
-on a GPU, or with one thread, ``split`` simply calls the function once.
+The backend owns one ``Workers`` (``Backend.workers``), sized by ``cpu_threads``; on a
+GPU, or with one thread, every call simply runs once in the caller.
 """
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor, wait
 
 # OpenBLAS's threads spin for 2**28 cycles (~0.1 s) after each product before they sleep,
@@ -26,12 +34,16 @@ BLAS_SPIN_EXPONENT = "20"
 # Below this many elements a thread's hand-over (tens of microseconds) costs more than the
 # half of the work it takes off the caller.
 MIN_ELEMENTS = 2**17
+# A product under ~2**20 multiply-adds takes ~0.1 ms on one core: not worth sharing.
+MIN_MADDS = 2**20
+# The threads tinysiamese itself runs, when BLAS is held to one (``products_on_our_threads``).
+THREADS_VARIABLE = "TINYSIAMESE_THREADS"
 
 
 def cpu_threads() -> int:
-    """The threads the matrix products use: OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS,
-    else the cores this process may run on."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    """The threads to compute on: TINYSIAMESE_THREADS, else OPENBLAS_NUM_THREADS, else
+    OMP_NUM_THREADS, else the cores this process may run on."""
+    for name in (THREADS_VARIABLE, "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 0:
             return int(value)
@@ -42,22 +54,45 @@ def cpu_threads() -> int:
 
 
 def short_blas_spin() -> None:
-    """Let OpenBLAS's idle threads sleep after ~0.3 ms instead of spinning ~0.1 s, so that
-    the pooling and the optimiser's threads find the cores free (koch, 32 pairs, 2 threads:
-    32.5 -> 39 pairs/s in ``scripts/bench.py``). OpenBLAS reads OPENBLAS_THREAD_TIMEOUT
-    once, when NumPy loads it, so this must run before NumPy is imported: the command line
-    does it first thing. A value the user set is kept."""
+    """When OpenBLAS keeps threads of its own: let them sleep after ~0.3 ms instead of
+    spinning ~0.1 s after each product on the cores the pooling and the optimiser's threads
+    need (koch, 32 pairs, 2 threads: 32.5 -> 39 pairs/s in ``scripts/bench.py --products
+    blas``). OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it, so this must
+    run before NumPy is imported. A value the user set is kept."""
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN_EXPONENT)
 
 
+def blas_on_one_thread() -> bool:
+    """Whether OpenBLAS was told to run every product on the calling thread alone."""
+    return os.environ.get("OPENBLAS_NUM_THREADS") == "1"
+
+
+def products_on_our_threads() -> None:
+    """Hold OpenBLAS to one thread and give its threads to ``Workers``, which then shares
+    the matrix products too (``Workers.matmul``). Why: OpenBLAS runs a product the size of
+    the small preset's per-frequency ones (64 x 32 by 32 x 64) on one thread, and when it
+    has threads of its own it serves two callers' products one after the other, so
+    threads of ours gain nothing on them; held to one thread it runs them side by side
+    (two halves at once: 3.4 -> 1.8 ms). Must run before NumPy loads OpenBLAS, which reads
+    the variable once, so it does nothing once NumPy is imported (a test run, a notebook).
+    TINYSIAMESE_THREADS (default: the threads BLAS would have used) keeps the count."""
+    if "numpy" in sys.modules:
+        return
+    os.environ.setdefault(THREADS_VARIABLE, str(cpu_threads()))
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 class Workers:
-    """A few threads for elementwise work, started on first use.
+    """A few threads for elementwise work and matrix products, started on first use.
 
     threads: how many parts ``split`` makes (1: everything runs in the caller).
+    products: whether ``matmul`` shares products over the threads too; only worth it when
+    BLAS runs each product on one thread (``products_on_our_threads``).
     """
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, products: bool = False):
         self.threads = max(1, int(threads))
+        self.products = bool(products)
         self._pool, self._pid = None, None
 
     def split(self, fn, rows: int, elements: int | None = None) -> None:
@@ -80,5 +115,43 @@ class Workers:
         for f in futures:
             f.result()  # re-raises a worker's exception here
 
+    def matmul(self, xp, a, b, out=None):
+        """a @ b (into ``out`` if given) for a (M, K) and b (K, N) or (K,), or stacks
+        a (S, M, K) and b (S, K, N). With ``products`` on, each thread computes a share
+        of the result's rows (of its columns when they are more, of the stack for stacks):
+        every element is the same dot product as in one call."""
+        stacked = a.ndim == 3 and b.ndim == 3 and len(a) == len(b)
+        if not self.products or self.threads < 2 or not (stacked or a.ndim == 2):
+            return xp.matmul(a, b, out=out)
+        if out is None:
+            out = xp.empty(a.shape[:-1] + b.shape[-1:] * (b.ndim > 1), xp.result_type(a, b))
+        if out.size * a.shape[-1] < MIN_MADDS:
+            return xp.matmul(a, b, out=out)
+        if stacked or b.ndim == 1 or a.shape[0] >= b.shape[1]:  # share the rows (the stack)
+            def part(i, j):
+                xp.matmul(a[i:j], b[i:j] if stacked else b, out=out[i:j])
+            n = a.shape[0]
+        else:  # share the columns
+            def part(i, j):
+                xp.matmul(a, b[:, i:j], out=out[:, i:j])
+            n = b.shape[1]
+        self.split(part, n, elements=MIN_ELEMENTS)
+        return out
+
+    def share(self, fn, n: int) -> None:
+        """fn(first, stop, matmul) on ranges covering [0, n) of independent pieces of work
+        (a convolution's chunks of the batch), with ``matmul(xp, a, b, out=None)`` to
+        multiply by. With ``products`` on and a piece for every thread, each thread takes
+        a range of whole pieces, whose copies then run side by side too, and multiplies on
+        its own; otherwise one call takes them all and the threads share each product."""
+        if self.products and 1 < self.threads <= n:
+            self.split(lambda first, stop: fn(first, stop, SERIAL.matmul), n,
+                       elements=MIN_ELEMENTS)
+        else:
+            fn(0, n, self.matmul)
+
     def __repr__(self) -> str:
-        return f"Workers({self.threads})"
+        return f"Workers({self.threads}{', products' if self.products else ''})"
+
+
+SERIAL = Workers(1)  # no threads: what a function handed no workers uses

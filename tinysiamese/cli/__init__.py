@@ -9,9 +9,9 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from ..threads import short_blas_spin
+from ..threads import products_on_our_threads
 
-short_blas_spin()  # before NumPy loads OpenBLAS, which the commands below import
+products_on_our_threads()  # before NumPy loads OpenBLAS, which the commands below import
 from . import data, evaluate, gradcheck, images, pictures, train  # noqa: E402
 from .options import CONTEXT, Commands
 
