@@ -99,7 +99,8 @@ def test_im2col_keeps_float32():
 
 @pytest.mark.parametrize("max_cols_bytes, expected", [
     (1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),       # less than a sample: one per chunk
-    (2 * 27 * 9 * 8, [(0, 2), (2, 4), (4, 5)]),         # exactly two samples' columns
+    (2 * 27 * 9 * 8, [(0, 1), (1, 3), (3, 5)]),         # two samples' columns: 3 chunks
+    (4 * 27 * 9 * 8, [(0, 2), (2, 5)]),                 # four: 2 chunks, near-equal
     (2**30, [(0, 5)]),                                  # everything at once
 ])
 def test_conv_chunks(max_cols_bytes, expected):

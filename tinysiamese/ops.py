@@ -245,15 +245,17 @@ def col2im_add(xp, dcols, dxt, K):
 def conv_chunks(x_shape, K, max_cols_bytes, itemsize):
     """Split the batch into chunks whose im2col buffer stays under ``max_cols_bytes``.
 
-    Returns a list of (start, stop) sample ranges. A small buffer (a few MB) stays in the
-    CPU's cache between the unfolding copy and the matrix product that reads it, which is
-    faster than one huge buffer in main memory (the paper's conv2 on 256 images would need
-    5.6 GB at once) and bounds memory for any batch.
+    Returns a list of (start, stop) sample ranges, of sizes within one of each other. A
+    small buffer (a few MB) stays in the CPU's cache between the unfolding copy and the
+    matrix product that reads it, which is faster than one huge buffer in main memory (the
+    paper's conv2 on 256 images would need 5.6 GB at once) and bounds memory for any batch.
     """
     N, C, Hi, Wi = x_shape
     per_sample = C * K * K * (Hi - K + 1) * (Wi - K + 1) * itemsize
     step = max(1, min(N, int(max_cols_bytes // max(per_sample, 1))))
-    return [(s, min(s + step, N)) for s in range(0, N, step)]
+    count = -(-N // step)  # as few chunks as fit, then near-equal: threads share them evenly
+    bounds = [N * k // count for k in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20, workers=SERIAL):
