@@ -115,3 +115,10 @@ def test_torch_group_step_computes_the_same_loss(bench):
     for name, (_, loss_fn) in steps.items():
         theirs = float(loss_fn().detach())
         assert abs(theirs - ours) < 1e-5 * abs(ours), f"{name} loss {theirs} vs {ours}"
+
+
+def test_blas_callers_times_the_three_ways(capsys):
+    assert load_script("blas_callers").main(["--repeats", "3", "--frequencies", "8"]) == 0
+    out = capsys.readouterr().out
+    for way in ("one call", "two halves in turn", "two halves on two threads"):
+        assert way in out and " ms" in out.split(way)[1].splitlines()[0]

@@ -7,7 +7,8 @@ Read the code in this order (each module is one concept):
 
 1. ``backend``, ``threads``
                   the array module (NumPy or CuPy) and dtype, passed in, never global,
-                  and the threads for the elementwise work NumPy runs on one core
+                  and the threads for the elementwise work NumPy runs on one core and
+                  for the matrix products
 2. ``ops``, ``fftconv``
                   pure forward/backward pairs: ReLU, sigmoid, dense, weighted L1,
                   max-pool, then im2col/col2im and the convolution; the same

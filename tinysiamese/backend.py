@@ -35,8 +35,9 @@ class Backend:
     im2col_bytes: how big one im2col buffer of a convolution may grow. On the CPU a few MB
         stay in cache between the unfolding copy and the matrix product; on a GPU every
         chunk costs K*K kernel launches, so there it is large and a batch is one chunk.
-    workers: threads for the elementwise work NumPy runs on one core (``threads.Workers``:
-        as many as BLAS uses on the CPU, one on a GPU). Not part of the backend's identity.
+    workers: threads for the elementwise work NumPy runs on one core, and for the products
+        when BLAS runs on one (``threads.Workers``: ``threads.cpu_threads`` on the CPU, one
+        on a GPU). Not part of the backend's identity.
     """
 
     name: str

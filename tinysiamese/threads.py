@@ -73,9 +73,10 @@ def products_on_our_threads() -> None:
     the small preset's per-frequency ones (64 x 32 by 32 x 64) on one thread, and when it
     has threads of its own it serves two callers' products one after the other, so
     threads of ours gain nothing on them; held to one thread it runs them side by side
-    (two halves at once: 3.4 -> 1.8 ms). Must run before NumPy loads OpenBLAS, which reads
-    the variable once, so it does nothing once NumPy is imported (a test run, a notebook).
-    TINYSIAMESE_THREADS (default: the threads BLAS would have used) keeps the count."""
+    (two halves at once: 3.4 -> 1.7 ms, ``scripts/blas_callers.py``). Must run before
+    NumPy loads OpenBLAS, which reads the variable once, so it does nothing once NumPy is
+    imported (a test run, a notebook). TINYSIAMESE_THREADS (default: the threads BLAS
+    would have used) keeps the count."""
     if "numpy" in sys.modules:
         return
     os.environ.setdefault(THREADS_VARIABLE, str(cpu_threads()))
