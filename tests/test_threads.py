@@ -289,3 +289,22 @@ def test_dense_and_the_join_with_shared_products_match_one_thread():
     assert shared.count(True) == 6  # every product of both layers went through the threads
     for one, three in zip(*results):
         np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-5 * np.abs(one).max())
+
+
+@pytest.mark.parametrize("channel_major", [True, False])
+def test_relu_in_threads_is_relu_in_one(channel_major):
+    from tinysiamese.layers import ReLU
+
+    rng = np.random.default_rng(7)
+    shape = (4, 6, 90, 90) if not channel_major else (6, 4, 90, 90)
+    x = np.round(rng.standard_normal(shape), 1).astype(np.float32)  # zeros: the kink
+    x = x.transpose(1, 0, 2, 3) if channel_major else x
+    assert x.size >= MIN_ELEMENTS  # so that the layer does split
+    layer = ReLU(backend=Backend("numpy", np, np.float32, workers=Workers(3)))
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert ops.is_channel_major(y) == channel_major  # the layout the next conv wants
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(dy), dy * (x > 0))
+    for flat in (rng.standard_normal(7), rng.standard_normal((3, 5))):  # 1-D and 2-D too
+        np.testing.assert_array_equal(layer.forward(flat), np.maximum(flat, 0))

@@ -16,15 +16,16 @@ from .threads import SERIAL
 
 
 # --------------------------------------------------------------------------- ReLU
-def relu_forward(xp, x):
-    """y = max(x, 0), elementwise. x: any shape. cache: y (y > 0 exactly where x > 0)."""
-    y = xp.maximum(x, 0)
+def relu_forward(xp, x, out=None):
+    """y = max(x, 0), elementwise. x: any shape. cache: y (y > 0 exactly where x > 0).
+    out: the y to fill instead of a new one (``layers.ReLU`` hands each thread a slice)."""
+    y = xp.maximum(x, 0, out=out)
     return y, y
 
 
-def relu_backward(xp, dy, y):
+def relu_backward(xp, dy, y, out=None):
     """dy, y: x's shape -> dx: x's shape, dy where x > 0, else 0 (the kink gets 0)."""
-    return dy * (y > 0)
+    return xp.multiply(dy, y > 0, out=out)
 
 
 # --------------------------------------------------------------------------- Sigmoid
@@ -54,12 +55,13 @@ def dense_forward(xp, x, W, b, workers=SERIAL):
     return y, x
 
 
-def dense_backward(xp, dy, x, W, workers=SERIAL):
+def dense_backward(xp, dy, x, W, workers=SERIAL, dW=None):
     """dy: (N, Dout) -> dx: (N, Din), dW: (Din, Dout), db: (Dout,).
 
     dx = dy Wᵀ; dW = xᵀ dy (summed over the batch by the product); db = sum_n dy.
+    dW: an array to write dW into instead of a new one (the layer's grads).
     """
-    return workers.matmul(xp, dy, W.T), workers.matmul(xp, x.T, dy), dy.sum(axis=0)
+    return workers.matmul(xp, dy, W.T), workers.matmul(xp, x.T, dy, out=dW), dy.sum(axis=0)
 
 
 # --------------------------------------------------------------------------- Weighted L1
