@@ -6,8 +6,9 @@ mask; MaxPool2D keeps its arg-max offsets, not its input).
 """
 import numpy as np
 import pytest
-from tinysiamese.backend import get_backend
+from tinysiamese.backend import Backend, get_backend
 from tinysiamese.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
+from tinysiamese.threads import Workers
 
 NUMPY = get_backend("numpy", np.float64)
 
@@ -49,15 +50,21 @@ def test_the_cache_line_matches_the_cache(layer_class):
     assert holds(layer.cache, x, y), f"{layer_class.__name__} does not cache what it says"
 
 
-def test_the_join_caches_the_difference_and_its_size():
-    assert "cache: (d, a) with d = h1 - h2 and a = |d|" in " ".join(WeightedL1.__doc__.split())
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_join_caches_the_differences_sign_and_size(threads):
+    words = "cache: (s, a) with s = sign(h1 - h2) and a = |h1 - h2|"
+    assert words in " ".join(WeightedL1.__doc__.split())
     rng = np.random.default_rng(1)
-    layer = WeightedL1(5, backend=NUMPY, rng=rng)
-    h1, h2 = rng.standard_normal((2, 3, 5))
-    layer.forward(h1, h2)
-    d, a = layer.cache
-    np.testing.assert_array_equal(d, h1 - h2)
-    np.testing.assert_array_equal(a, np.abs(h1 - h2))
+    backend = Backend("numpy", np, np.float64, workers=Workers(threads))
+    layer = WeightedL1(300, backend=backend, rng=rng)
+    h = np.round(rng.standard_normal((40, 300)), 1)  # some differences exactly 0
+    first, second = np.triu_indices(40, 1)  # 780 pairs: 234,000 elements, shared by threads
+    for z in (layer.forward(h[first], h[second]), layer.forward_pairs(h, first, second)):
+        s, a = layer.cache
+        np.testing.assert_array_equal(s, np.sign(h[first] - h[second]))
+        np.testing.assert_array_equal(a, np.abs(h[first] - h[second]))
+        np.testing.assert_allclose(z, a @ layer.params["alpha"] + layer.params["b"][0],
+                                   rtol=1e-12)
 
 
 def test_the_fourier_path_caches_what_it_says():

@@ -277,7 +277,7 @@ class WeightedL1:
     forward(h1, h2): h1, h2 (N, D) -> z (N,); the probability is Sigmoid()(z).
     backward(dz) -> (dh1, dh2): dh1 = dz alpha sign(h1 - h2) = -dh2,
     dalpha = |h1 - h2|ᵀ dz, db = sum_n dz.
-    params: alpha (D,), b (1,). cache: (d, a) with d = h1 - h2 and a = |d|.
+    params: alpha (D,), b (1,). cache: (s, a) with s = sign(h1 - h2) and a = |h1 - h2|.
     Paper init: alpha ~ N(0, 2e-1), b ~ N(0.5, 1e-2).
     """
 
@@ -293,6 +293,23 @@ class WeightedL1:
     def forward(self, h1, h2):
         z, self.cache = ops.weighted_l1_forward(self.xp, h1, h2, self.params["alpha"],
                                                 self.params["b"], workers=self.workers)
+        return z
+
+    def forward_pairs(self, h, first, second):
+        """forward(h[first], h[second]) for the rows of one h (M, D), first, second (P,)
+        -> z (P,). The gathering and the differences are elementwise work on one core in
+        NumPy, so the threads take a share of the pairs each, writing into one cache."""
+        xp, P, D = self.xp, first.shape[0], h.shape[1]
+        z = xp.empty(P, dtype=h.dtype)
+        s, a = xp.empty((P, D), dtype=h.dtype), xp.empty((P, D), dtype=h.dtype)
+
+        def pairs(i, j):
+            z[i:j] = ops.weighted_l1_forward(xp, h[first[i:j]], h[second[i:j]],
+                                             self.params["alpha"], self.params["b"],
+                                             out=(s[i:j], a[i:j]))[0]
+
+        self.workers.split(pairs, P, elements=P * D)
+        self.cache = (s, a)
         return z
 
     def backward(self, dz):

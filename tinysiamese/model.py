@@ -75,7 +75,7 @@ class SiameseNet:
         """
         h = self.encode(x)  # (M, dense)
         self._pair_index = (first, second, x.shape[0])
-        return self.join.forward(h[first], h[second])
+        return self.join.forward_pairs(h, first, second)  # forward(h[first], h[second])
 
     def backward_pair_logits(self, dz):
         """dz: (P,) -> fills every layer's grads (after :meth:`forward_pair_logits`).

@@ -65,15 +65,18 @@ def dense_backward(xp, dy, x, W, workers=SERIAL, dW=None):
 
 
 # --------------------------------------------------------------------------- Weighted L1
-def weighted_l1_forward(xp, h1, h2, alpha, b, workers=SERIAL):
+def weighted_l1_forward(xp, h1, h2, alpha, b, workers=SERIAL, out=None):
     """The siamese join: z = |h1 - h2| alpha + b.
 
     h1, h2: (N, D) twin features; alpha: (D,); b: (1,) -> z: (N,) logits.
-    cache: (d, a) with d = h1 - h2 and a = |d|.
+    cache: (s, a) with s = sign(h1 - h2) and a = |h1 - h2|, all backward needs.
+    out: (s, a) arrays to fill instead of new ones (``layers.WeightedL1.forward_pairs``).
     """
-    d = h1 - h2
-    a = xp.abs(d)
-    return workers.matmul(xp, a, alpha) + b[0], (d, a)
+    s, a = (None, None) if out is None else out
+    a = xp.subtract(h1, h2, out=a)  # the difference d, for now
+    s = xp.sign(a, out=s)  # not in place: NumPy's in-place sign runs ~9x slower
+    xp.abs(a, out=a)
+    return workers.matmul(xp, a, alpha) + b[0], (s, a)
 
 
 def weighted_l1_backward(xp, dz, cache, alpha):
@@ -82,8 +85,8 @@ def weighted_l1_backward(xp, dz, cache, alpha):
     dalpha = aᵀ dz; db = sum_n dz; dh1 = dz alpha sign(h1 - h2) = -dh2 (the kink h1 == h2
     gets 0).
     """
-    d, a = cache
-    dd = dz[:, None] * alpha[None, :] * xp.sign(d)
+    s, a = cache
+    dd = dz[:, None] * alpha[None, :] * s
     return dd, -dd, a.T @ dz, dz.sum(keepdims=True)
 
 
@@ -92,15 +95,16 @@ def weighted_l1_backward_pairs(xp, dz, cache, alpha, first, second, n_rows, work
     h1 = h[first], h2 = h[second], first, second: (P,) -> dh (M, D), dalpha (D,), db (1,).
 
     A row in k pairs gets the sum of its k gradients: with T = S1 - S2 (M, P), one-hot
-    S1[m, p] = [first_p == m] and S2 likewise, dh_m = sum_p T[m, p] dz_p alpha sign(d_p),
-    i.e. dh = ((T diag(dz)) sign(d)) ⊙ alpha: one product over the pairs, and no (P, D)
-    gradient per pair is made. It runs alike on NumPy and CuPy and beats ``np.add.at``.
+    S1[m, p] = [first_p == m] and S2 likewise, dh_m = sum_p T[m, p] dz_p alpha s_p with
+    s = sign(h1 - h2), i.e. dh = ((T diag(dz)) s) ⊙ alpha: one product over the pairs, and
+    no (P, D) gradient per pair is made. It runs alike on NumPy and CuPy and beats
+    ``np.add.at``.
     """
-    d, a = cache
+    s, a = cache
     rows = xp.arange(n_rows)[:, None]
     T = (rows == first).astype(dz.dtype) - (rows == second).astype(dz.dtype)  # (M, P)
     T *= dz  # column p times dz_p
-    dh = workers.matmul(xp, T, xp.sign(d))
+    dh = workers.matmul(xp, T, s)
     dh *= alpha
     return dh, workers.matmul(xp, a.T, dz), dz.sum(keepdims=True)
 
