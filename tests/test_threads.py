@@ -236,12 +236,21 @@ def test_share_hands_whole_pieces_to_threads_with_plain_products():
         assert seen == [(0, n, True)]
 
 
-def test_transposing_in_threads_copies_every_value():
+def test_the_fourier_transforms_in_slabs_on_threads_are_the_transforms(monkeypatch):
     from tinysiamese import fftconv
 
     rng = np.random.default_rng(3)
-    a = rng.standard_normal((700, 300)).astype(np.float32)  # slabs of 54 rows, the last short
-    np.testing.assert_array_equal(fftconv.transposed(np, a, Workers(3), slab_bytes=2**16), a.T)
+    a = rng.standard_normal((7, 50, 12, 11))  # 350 signals of 12 x 6 complex128 spectra
+    grid, row_bytes = (12, 11), 12 * 6 * 16
+    assert fftconv._slab_rows(np, 350, row_bytes) == 350  # one slab at the real size
+    want = fftconv._spectrum(np, a, grid)
+    monkeypatch.setattr(fftconv, "SLAB_BYTES", 30 * row_bytes)
+    assert fftconv._slab_rows(np, 350, row_bytes) == 30  # 12 slabs, the last short
+    for workers in (Workers(1), Workers(3), Workers(3, products=True)):
+        got = fftconv._spectrum(np, a, grid, workers=workers)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        back = fftconv._signal(np, got, grid, 12, 11, np.float64, workers=workers)
+        np.testing.assert_allclose(back, a, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["im2col", "fft"])

@@ -36,6 +36,7 @@ import math
 from .threads import SERIAL
 
 FFT_CHUNK_BYTES = 256 * 2**20  # a chunk's spectra: big products, bounded memory
+SLAB_BYTES = 2**19  # a slab of one transform's spectra stays in a core's cache (L2)
 
 
 def fft_grid(Hi: int, Wi: int) -> tuple[int, int]:
@@ -93,37 +94,75 @@ def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False
             Dw.reshape(2 * G2r, w).astype(real))
 
 
+def _slab_rows(xp, R: int, row_bytes: int) -> int:
+    """How many of a transform's R signals one slab takes: as many as keep the slab's
+    spectra (``row_bytes`` each) in a core's cache on the CPU; all R on a GPU, which
+    wants few, big kernels."""
+    if xp.__name__ != "numpy":
+        return R
+    return max(1, min(R, SLAB_BYTES // row_bytes))
+
+
 def _spectrum(xp, a, grid, conj=False, workers=SERIAL):
     """a: (A, B, h, w) real -> (Q, A, B) complex, the rfft2 of each (h, w) zero-padded to
     the grid, with the Q = G1 * (G2 // 2 + 1) frequencies first (u-major, as rfft2 lays
     them out), so that each frequency's (A, B) matrix is contiguous for the batched
-    product. Two matrix products: along the rows (real), then down the columns (complex).
+    product. Two matrix products: along the rows (real), then down the columns (complex),
+    a slab of the A * B signals at a time: the slab's row spectra are reordered for the
+    second product while they are still in the cache, and that product writes straight
+    into its columns of the result, so no spectrum-sized array is made but the result.
+    The slabs are independent: the threads may take a share each (``Workers.share``).
     conj=True: the conjugate spectrum instead, for free (``dft_matrices``).
     """
     A, B, h, w = a.shape
     G1, G2 = grid
     G2r = G2 // 2 + 1
     Ew, Eh, _, _ = dft_matrices(xp, G1, G2, h, w, a.dtype, conj)
-    rows = workers.matmul(xp, a.reshape(A * B * h, w), Ew).view(Eh.dtype)  # (A*B*h, G2r) complex
-    cols = transposed(xp, rows.reshape(A * B, h * G2r), workers)  # (h*G2r, A*B): (h, G2r, A, B)
-    return workers.matmul(xp, Eh, cols.reshape(h, G2r * A * B)).reshape(G1 * G2r, A, B)  # (G1, h) @ (h, ...)
+    R = A * B
+    signals = a.reshape(R, h * w)
+    out = xp.empty((G1, G2r, R), dtype=Eh.dtype)
+    by_v = out.transpose(1, 0, 2)  # (G2r, G1, R): a view, the column products' output
+    step = _slab_rows(xp, R, h * G2r * Eh.itemsize)
+
+    def slabs(first, stop, matmul):
+        for r in range(first * step, min(stop * step, R), step):
+            e = min(r + step, R)
+            rows = matmul(xp, signals[r:e].reshape((e - r) * h, w), Ew)  # along the rows
+            rows = rows.view(Eh.dtype).reshape(e - r, h, G2r)  # (re, im) pairs: complex
+            cols = xp.ascontiguousarray(rows.transpose(2, 1, 0))  # (G2r, h, e - r)
+            matmul(xp, Eh, cols, out=by_v[:, :, r:e])  # (G1, h) @ each (h, e - r)
+
+    workers.share(slabs, -(-R // step))
+    return out.reshape(G1 * G2r, A, B)
 
 
 def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
     """spec: (Q, A, B) complex -> (A, B, h, w) real, contiguous: the irfft2 on the grid,
-    cut to its first h x w values (only those rows and columns are computed). ``out``, a
+    cut to its first h x w values (only those rows and columns are computed). As
+    ``_spectrum`` backwards, a slab of the A * B signals at a time: down the columns,
+    reordered in the cache, then along the rows straight into the output. ``out``, a
     C-contiguous (A, B, h, w) array, receives the result instead of a new one. conj=True:
     the signal of conj(spec), with no conjugated copy made (``dft_matrices``)."""
     Q, A, B = spec.shape
     G1, G2 = grid
     G2r = G2 // 2 + 1
     _, _, Dh, Dw = dft_matrices(xp, G1, G2, h, w, dtype, conj)
-    cols = workers.matmul(xp, Dh, spec.reshape(G1, G2r * A * B))  # (h, G2r*A*B): the inverse down the columns
-    rows = transposed(xp, cols.reshape(h * G2r, A * B), workers)  # (A*B, h*G2r): (A, B, h, G2r)
-    real = rows.view(Dw.dtype).reshape(A * B * h, 2 * G2r)  # (re, im) pairs side by side
+    R = A * B
+    by_v = spec.reshape(G1, G2r, R).transpose(1, 0, 2)  # (G2r, G1, R): each v's columns
     if out is None:
         out = xp.empty((A, B, h, w), dtype=Dw.dtype)
-    workers.matmul(xp, real, Dw, out=out.reshape(A * B * h, w))  # the inverse along the rows, real
+    rows_out = out.reshape(R * h, w)
+    step = _slab_rows(xp, R, h * G2r * spec.itemsize)
+
+    def slabs(first, stop, matmul):
+        for r in range(first * step, min(stop * step, R), step):
+            e = min(r + step, R)
+            cols = matmul(xp, Dh, by_v[:, :, r:e])  # (G2r, h, e - r): down the columns
+            rows = xp.ascontiguousarray(cols.transpose(2, 1, 0))  # (e - r, h, G2r)
+            real = rows.view(Dw.dtype).reshape((e - r) * h, 2 * G2r)  # (re, im) side by side
+            matmul(xp, real, Dw, out=rows_out[r * h : e * h])  # along the rows, real
+
+    workers.share(slabs, -(-R // step))
     return out
 
 
@@ -137,31 +176,12 @@ def _signal_into(xp, spec, grid, target, conj=False, workers=SERIAL):
         target[...] = _signal(xp, spec, grid, h, w, target.dtype, conj=conj, workers=workers)
 
 
-def transposed(xp, a, workers=SERIAL, slab_bytes=2 * 2**20):
-    """a: (R, S) -> its transpose (S, R), C-contiguous: the reordering between the DFT
-    along the rows and the one down the columns. On the CPU a plain transposing copy of a
-    spectrum bigger than the cache jumps a row in memory at every element it writes; in
-    slabs of rows that fit the cache it runs 2-3x faster (koch's conv2: 26 -> 9 ms), and
-    the ``workers`` threads copy a share of the slabs each."""
-    R, S = a.shape
-    if xp.__name__ != "numpy":  # a GPU transposes in one kernel; slabs only add launches
-        return xp.ascontiguousarray(a.T)
-    out = xp.empty((S, R), dtype=a.dtype)
-    step = max(16, slab_bytes // max(1, S * a.itemsize))
-
-    def slabs(first, stop):
-        for r in range(first * step, min(stop * step, R), step):
-            out[:, r : r + step] = a[r : r + step].T
-
-    workers.split(slabs, -(-R // step), elements=a.size)
-    return out
-
-
 def fft_chunks(x_shape, F: int, max_bytes: int, itemsize: int):
     """Split the batch so that one chunk's spectra stay under ``max_bytes``: a list of
-    (start, stop) sample ranges. A sample's biggest transient is a spectrum of max(C, F)
-    channels and its transposed copy, 2 max(C, F) Hi (Wi // 2 + 1) complex values, so a
-    batch of any size (an evaluation's thousands of images) needs bounded memory."""
+    (start, stop) sample ranges. A sample's spectra in flight are its input's (C channels,
+    kept for backward) and its output's (F), at most 2 max(C, F) Hi (Wi // 2 + 1) complex
+    values, so a batch of any size (an evaluation's thousands of images) needs bounded
+    memory."""
     N, C, Hi, Wi = x_shape
     per_sample = 2 * max(C, F) * Hi * (Wi // 2 + 1) * 2 * itemsize
     step = max(1, min(N, int(max_bytes // per_sample)))
@@ -178,7 +198,7 @@ def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES, workers=SERIAL):
     cache: (chunks, Ws, x.shape, grid, workers): each chunk's (start, stop, Xs) with its
     input spectrum Xs = rfft2(x[start:stop]): (Q, C, n), and Ws = conj(rfft2(W)):
     (Q, F, C), which backward reuses instead of transforming again. ``workers``: threads
-    for the transposing copies (``transposed``); the products use BLAS's own.
+    that share the transforms' slabs and the products (``threads.Workers``).
     """
     N, C, Hi, Wi = x.shape
     F, _, K, _ = W.shape

@@ -117,20 +117,27 @@ class Workers:
             f.result()  # re-raises a worker's exception here
 
     def matmul(self, xp, a, b, out=None):
-        """a @ b (into ``out`` if given) for a (M, K) and b (K, N) or (K,), or stacks
-        a (S, M, K) and b (S, K, N). With ``products`` on, each thread computes a share
-        of the result's rows (of its columns when they are more, of the stack for stacks):
-        every element is the same dot product as in one call."""
-        stacked = a.ndim == 3 and b.ndim == 3 and len(a) == len(b)
-        if not self.products or self.threads < 2 or not (stacked or a.ndim == 2):
+        """a @ b (into ``out`` if given) for a (M, K) and b (K, N) or (K,), or a stack
+        b (S, K, N) with a (S, M, K) or one a (M, K) for all. With ``products`` on, each
+        thread computes a share of the result's rows (of its columns when they are more,
+        of the stack for stacks): every element is the same dot product as in one call."""
+        stacked = b.ndim == 3 and (a.ndim == 2 or (a.ndim == 3 and len(a) == len(b)))
+        flat = a.ndim == 2 and b.ndim <= 2
+        if not self.products or self.threads < 2 or not (stacked or flat):
             return xp.matmul(a, b, out=out)
         if out is None:
-            out = xp.empty(a.shape[:-1] + b.shape[-1:] * (b.ndim > 1), xp.result_type(a, b))
+            shape = (len(b), a.shape[-2], b.shape[-1]) if stacked else (
+                a.shape[:1] + b.shape[1:])
+            out = xp.empty(shape, xp.result_type(a, b))
         if out.size * a.shape[-1] < MIN_MADDS:
             return xp.matmul(a, b, out=out)
-        if stacked or b.ndim == 1 or a.shape[0] >= b.shape[1]:  # share the rows (the stack)
+        if stacked:
             def part(i, j):
-                xp.matmul(a[i:j], b[i:j] if stacked else b, out=out[i:j])
+                xp.matmul(a if a.ndim == 2 else a[i:j], b[i:j], out=out[i:j])
+            n = len(b)
+        elif b.ndim == 1 or a.shape[0] >= b.shape[1]:  # share the rows
+            def part(i, j):
+                xp.matmul(a[i:j], b, out=out[i:j])
             n = a.shape[0]
         else:  # share the columns
             def part(i, j):
