@@ -70,7 +70,7 @@ def test_the_join_caches_the_differences_sign_and_size(threads):
 def test_the_fourier_path_caches_what_it_says():
     from tinysiamese import fftconv
 
-    words = "cache: (chunks, Ws, x.shape, grid, workers)"
+    words = "cache: (chunks, Ws, x.shape, grid, workers, memo)"
     assert words in " ".join(fftconv.conv2d_fft_forward.__doc__.split())
     assert "on the FFT path the spectra of the input and the weights" in " ".join(
         Conv2D.__doc__.split())
@@ -78,8 +78,14 @@ def test_the_fourier_path_caches_what_it_says():
     layer = Conv2D(2, 3, 3, backend=NUMPY, rng=rng, method="fft")
     x = rng.standard_normal((4, 2, 6, 5))
     layer.forward(x)
-    chunks, Ws, shape, grid, workers = layer.cache
+    chunks, Ws, shape, grid, workers, memo = layer.cache
     Q = 6 * (5 // 2 + 1)  # the input's own grid, half of the last axis
     assert [(s, e) for s, e, _ in chunks] == [(0, 4)] and chunks[0][2].shape == (Q, 2, 4)
     assert Ws.shape == (Q, 3, 2) and shape == x.shape and grid == (6, 5)
-    assert workers is layer.workers
+    assert workers is layer.workers and memo is layer.dft_matrices
+    # the matrices of x's and y's size (forward) are kept, and reused from the next step on
+    assert len(memo) == 3  # W's, x's spectra; y's signal
+    kept = dict(memo)
+    layer.backward(np.ones((4, 3, 4, 3)))
+    layer.forward(x)
+    assert all(memo[k] is v for k, v in kept.items()) and len(memo) == 6  # + dy, dx, dW

@@ -94,8 +94,8 @@ def test_a_wrong_fft_backward_fails_the_check(backend, monkeypatch):
     real_backward = fftconv.conv2d_fft_backward
 
     def wrong(xp, dy, cache, W, need_dx=True):
-        Xs, Ws, shape, grid, workers = cache
-        return real_backward(xp, dy, (Xs, xp.conj(Ws), shape, grid, workers), W, need_dx)
+        Xs, Ws, shape, grid, workers, memo = cache
+        return real_backward(xp, dy, (Xs, xp.conj(Ws), shape, grid, workers, memo), W, need_dx)
 
     monkeypatch.setattr(fftconv, "conv2d_fft_backward", wrong)
     results = check_layer(layer, (b64.asarray(rng.standard_normal((2, 2, 7, 7))),),

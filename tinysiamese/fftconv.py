@@ -55,7 +55,8 @@ def dft_madds(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> int:
     return N * C * both(Hi, Wi) + N * F * both(Hi - K + 1, Wi - K + 1) + F * C * both(K, K)
 
 
-def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False):
+def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False,
+                 memo: dict | None = None):
     """The real DFT on a G1 x G2 grid of an h x w signal, and its inverse cut to h x w, as
     matrices, so that every transform is a matrix product (BLAS, all cores, any backend).
 
@@ -72,7 +73,12 @@ def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False
     conjugates both transforms at no cost: for a real signal the DFT with the matrices
     conjugated is the conjugate of its DFT, and the inverse with them, the signal of the
     conjugated spectrum (see ``_spectrum`` and ``_signal``).
+    memo: a dict that keeps the matrices once made: a layer (``layers.Conv2D``) hands its
+    own, since it transforms the same sizes at every step (~0.1 ms a set to make).
     """
+    key = (G1, G2, h, w, xp.dtype(dtype).str, conj)
+    if memo is not None and key in memo:
+        return memo[key]
     real = xp.dtype(dtype).type
     cplx = xp.result_type(real, xp.complex64)
     G2r = G2 // 2 + 1
@@ -90,8 +96,11 @@ def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False
     m = xp.arange(h, dtype=xp.float64)
     Eh = xp.exp(sign * 2j * math.pi * u[:, None] * m[None, :] / G1)  # (G1, h)
     Dh = xp.exp(-sign * 2j * math.pi * m[:, None] * u[None, :] / G1) / G1  # (h, G1)
-    return (Ew.astype(real), Eh.astype(cplx), Dh.astype(cplx),
-            Dw.reshape(2 * G2r, w).astype(real))
+    matrices = (Ew.astype(real), Eh.astype(cplx), Dh.astype(cplx),
+                Dw.reshape(2 * G2r, w).astype(real))
+    if memo is not None:
+        memo[key] = matrices
+    return matrices
 
 
 def _slab_rows(xp, R: int, row_bytes: int) -> int:
@@ -103,7 +112,7 @@ def _slab_rows(xp, R: int, row_bytes: int) -> int:
     return max(1, min(R, SLAB_BYTES // row_bytes))
 
 
-def _spectrum(xp, a, grid, conj=False, workers=SERIAL):
+def _spectrum(xp, a, grid, conj=False, workers=SERIAL, memo=None):
     """a: (A, B, h, w) real -> (Q, A, B) complex, the rfft2 of each (h, w) zero-padded to
     the grid, with the Q = G1 * (G2 // 2 + 1) frequencies first (u-major, as rfft2 lays
     them out), so that each frequency's (A, B) matrix is contiguous for the batched
@@ -112,12 +121,12 @@ def _spectrum(xp, a, grid, conj=False, workers=SERIAL):
     second product while they are still in the cache, and that product writes straight
     into its columns of the result, so no spectrum-sized array is made but the result.
     The slabs are independent: the threads may take a share each (``Workers.share``).
-    conj=True: the conjugate spectrum instead, for free (``dft_matrices``).
+    conj=True: the conjugate spectrum instead, for free (``dft_matrices``, with ``memo``).
     """
     A, B, h, w = a.shape
     G1, G2 = grid
     G2r = G2 // 2 + 1
-    Ew, Eh, _, _ = dft_matrices(xp, G1, G2, h, w, a.dtype, conj)
+    Ew, Eh, _, _ = dft_matrices(xp, G1, G2, h, w, a.dtype, conj, memo)
     R = A * B
     signals = a.reshape(R, h * w)
     out = xp.empty((G1, G2r, R), dtype=Eh.dtype)
@@ -136,7 +145,7 @@ def _spectrum(xp, a, grid, conj=False, workers=SERIAL):
     return out.reshape(G1 * G2r, A, B)
 
 
-def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
+def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL, memo=None):
     """spec: (Q, A, B) complex -> (A, B, h, w) real, contiguous: the irfft2 on the grid,
     cut to its first h x w values (only those rows and columns are computed). As
     ``_spectrum`` backwards, a slab of the A * B signals at a time: down the columns,
@@ -146,7 +155,7 @@ def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
     Q, A, B = spec.shape
     G1, G2 = grid
     G2r = G2 // 2 + 1
-    _, _, Dh, Dw = dft_matrices(xp, G1, G2, h, w, dtype, conj)
+    _, _, Dh, Dw = dft_matrices(xp, G1, G2, h, w, dtype, conj, memo)
     R = A * B
     by_v = spec.reshape(G1, G2r, R).transpose(1, 0, 2)  # (G2r, G1, R): each v's columns
     if out is None:
@@ -166,14 +175,14 @@ def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL):
     return out
 
 
-def _signal_into(xp, spec, grid, target, conj=False, workers=SERIAL):
+def _signal_into(xp, spec, grid, target, conj=False, workers=SERIAL, memo=None):
     """target[...] = the signal of spec, for target (A, B, h, w): written in place when
     target is contiguous (the batch in one chunk), which saves a copy of the output."""
     h, w = target.shape[2:]
-    if target.flags.c_contiguous:
-        _signal(xp, spec, grid, h, w, target.dtype, out=target, conj=conj, workers=workers)
-    else:
-        target[...] = _signal(xp, spec, grid, h, w, target.dtype, conj=conj, workers=workers)
+    out = target if target.flags.c_contiguous else None
+    signal = _signal(xp, spec, grid, h, w, target.dtype, out, conj, workers, memo)
+    if out is None:
+        target[...] = signal
 
 
 def fft_chunks(x_shape, F: int, max_bytes: int, itemsize: int):
@@ -188,34 +197,35 @@ def fft_chunks(x_shape, F: int, max_bytes: int, itemsize: int):
     return [(s, min(s + step, N)) for s in range(0, N, step)]
 
 
-def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES, workers=SERIAL):
+def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES, workers=SERIAL, memo=None):
     """Valid, stride-1 cross-correlation in the Fourier domain, as ``ops.conv2d_forward``.
 
     x: (N, C, Hi, Wi), W: (F, C, K, K), b: (F,) -> y: (N, F, Ho, Wo),
     y[n, f] = sum_{c,i,j} W[f, c, i, j] x[n, c, ho + i, wo + j] + b[f].
     Like the im2col path, y is an (N, F, Ho, Wo) view of channel-major (F, N, Ho, Wo)
     memory, and the batch is done in chunks (``fft_chunks``, under ``max_bytes``).
-    cache: (chunks, Ws, x.shape, grid, workers): each chunk's (start, stop, Xs) with its
-    input spectrum Xs = rfft2(x[start:stop]): (Q, C, n), and Ws = conj(rfft2(W)):
+    cache: (chunks, Ws, x.shape, grid, workers, memo): each chunk's (start, stop, Xs) with
+    its input spectrum Xs = rfft2(x[start:stop]): (Q, C, n), and Ws = conj(rfft2(W)):
     (Q, F, C), which backward reuses instead of transforming again. ``workers``: threads
-    that share the transforms' slabs and the products (``threads.Workers``).
+    that share the transforms' slabs and the products (``threads.Workers``); ``memo``: the
+    layer's dict of DFT matrices (``dft_matrices``), or None to make them afresh.
     """
     N, C, Hi, Wi = x.shape
     F, _, K, _ = W.shape
     Ho, Wo = Hi - K + 1, Wi - K + 1
     grid = fft_grid(Hi, Wi)
-    Ws = _spectrum(xp, W, grid, conj=True, workers=workers)  # (Q, F, C): conj, since this is a correlation
+    Ws = _spectrum(xp, W, grid, conj=True, workers=workers, memo=memo)  # (Q, F, C): conj, since this is a correlation
     yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)  # channel-major
     chunks = []
     for s, e in fft_chunks(x.shape, F, max_bytes, x.dtype.itemsize):
-        Xs = _spectrum(xp, x[s:e].transpose(1, 0, 2, 3), grid, workers=workers)  # (Q, C, n)
+        Xs = _spectrum(xp, x[s:e].transpose(1, 0, 2, 3), grid, workers=workers, memo=memo)
         Ys = workers.matmul(xp, Ws, Xs)  # (Q, F, n): per frequency, the channel-mixing product
         # + b: a constant added to every pixel is the frequency (0, 0) alone, times the
         # grid's size (the inverse divides by it), so no pass over y is needed for it
         Ys[0] += (b * (grid[0] * grid[1]))[:, None]
-        _signal_into(xp, Ys, grid, yt[:, s:e], workers=workers)  # (F, n, Ho, Wo)
+        _signal_into(xp, Ys, grid, yt[:, s:e], workers=workers, memo=memo)  # (F, n, Ho, Wo)
         chunks.append((s, e, Xs))
-    return yt.transpose(1, 0, 2, 3), (chunks, Ws, x.shape, grid, workers)
+    return yt.transpose(1, 0, 2, 3), (chunks, Ws, x.shape, grid, workers, memo)
 
 
 def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
@@ -234,20 +244,20 @@ def conv2d_fft_backward(xp, dy, cache, W, need_dx=True):
     frequency (0, 0) of dy's spectrum summed over the batch: read there, with no pass over
     dy. need_dx=False: dx = None, as in ``ops.conv2d_backward``.
     """
-    chunks, Ws, (N, C, Hi, Wi), grid, workers = cache
+    chunks, Ws, (N, C, Hi, Wi), grid, workers, memo = cache
     F, _, K, _ = W.shape
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
     db = xp.zeros(F, dtype=dy.dtype)
     dxt = xp.empty((C, N, Hi, Wi), dtype=dy.dtype) if need_dx else None  # channel-major
     dWs = None  # sum over the chunks of Ds @ Xsᵀ: (Q, F, C)
     for s, e, Xs in chunks:
-        Ds = _spectrum(xp, dyt[:, s:e], grid, conj=True, workers=workers)  # (Q, F, n): conj(dYs)
+        Ds = _spectrum(xp, dyt[:, s:e], grid, True, workers, memo)  # (Q, F, n): conj(dYs)
         db += Ds[0].real.sum(axis=1)  # the sums of dy, real at frequency (0, 0)
         if need_dx:  # the signal of conj(Wsᵀ Ds) = dXs, read through conjugated matrices
             dXs_conj = workers.matmul(xp, Ws.transpose(0, 2, 1), Ds)  # (Q, C, n)
-            _signal_into(xp, dXs_conj, grid, dxt[:, s:e], conj=True, workers=workers)
+            _signal_into(xp, dXs_conj, grid, dxt[:, s:e], True, workers, memo)
         part = workers.matmul(xp, Ds, Xs.transpose(0, 2, 1))  # per frequency (F, n) @ (n, C)
         dWs = part if dWs is None else dWs + part
-    dW = _signal(xp, dWs, grid, K, K, W.dtype, workers=workers)  # (F, C, K, K)
+    dW = _signal(xp, dWs, grid, K, K, W.dtype, workers=workers, memo=memo)  # (F, C, K, K)
     dx = dxt.transpose(1, 0, 2, 3) if need_dx else None  # channel-major, like im2col's
     return dx, dW, db

@@ -100,13 +100,15 @@ class Conv2D:
         }
         self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
         self.cache, self.fft = None, False
+        self.dft_matrices = {}  # the Fourier path's DFT matrices, made once per size
 
     def forward(self, x):
         W, b = self.params["W"], self.params["b"]
         self.fft = self.method == "fft" or (
             self.method == "auto" and use_fft(*x.shape[:2], W.shape[0], W.shape[-1], *x.shape[2:]))
         if self.fft:
-            y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b, workers=self.workers)
+            y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b, workers=self.workers,
+                                                       memo=self.dft_matrices)
         else:
             y, self.cache = ops.conv2d_forward(self.xp, x, W, b, self.max_cols_bytes,
                                                workers=self.workers)
