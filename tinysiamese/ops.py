@@ -285,10 +285,11 @@ def conv2d_forward(xp, x, W, b, max_cols_bytes=8 * 2**20, workers=SERIAL):
 
     def forward_chunks(first, stop, matmul):
         for s, e in chunks[first:stop]:  # the chunk's columns of y are a view: written there
-            matmul(xp, W2, im2col(xp, x[s:e], K), out=yt[:, s * Ho * Wo : e * Ho * Wo])
+            y_chunk = yt[:, s * Ho * Wo : e * Ho * Wo]
+            matmul(xp, W2, im2col(xp, x[s:e], K), out=y_chunk)
+            y_chunk += b[:, None]  # while the chunk is still in the cache
 
     workers.share(forward_chunks, len(chunks))  # independent chunks: threads may share them
-    yt += b[:, None]
     return yt.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3), (x, max_cols_bytes, workers)
 
 
@@ -307,20 +308,22 @@ def conv2d_backward(xp, dy, cache, W, need_dx=True):
     Ho, Wo = Hi - K + 1, Wi - K + 1
     W2 = W.reshape(F, C * K * K)
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
-    db = dyt.sum(axis=(1, 2, 3))
     dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype) if need_dx else None  # channel-major
     chunks = conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize)
-    dW2s = {}  # the sum of dW2 over a range of chunks, by the range's first chunk
+    sums = {}  # (dW2, db) summed over a range of chunks, by the range's first chunk
 
     def backward_chunks(first, stop, matmul):
-        dW2 = xp.zeros_like(W2)
+        dW2, db = xp.zeros_like(W2), xp.zeros(F, dtype=dy.dtype)
         for s, e in chunks[first:stop]:
             dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
             dW2 += matmul(xp, dy2, im2col(xp, x[s:e], K).T)
+            db += dyt[:, s:e].sum(axis=(1, 2, 3))
             if need_dx:  # a chunk adds into its own samples of dx only
                 col2im_add(xp, matmul(xp, W2.T, dy2), dxt[:, s:e], K)
-        dW2s[first] = dW2
+        sums[first] = dW2, db
 
     workers.share(backward_chunks, len(chunks))
-    dW2 = sum(dW2s[first] for first in sorted(dW2s))  # in a fixed order: the same bits each run
+    # added in a fixed order, so that a run gives the same bits each time
+    dW2 = sum(sums[first][0] for first in sorted(sums))
+    db = sum(sums[first][1] for first in sorted(sums))
     return (dxt.transpose(1, 0, 2, 3) if need_dx else None), dW2.reshape(W.shape), db
