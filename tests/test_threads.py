@@ -191,7 +191,8 @@ class RecordingNumpy:
 
 @pytest.mark.parametrize("a_shape, b_shape, parts_of", [
     ((300, 200), (200, 100), "rows"), ((40, 200), (200, 900), "columns"),
-    ((2000, 600), (600,), "rows"), ((12, 60, 40), (12, 40, 60), "stack")])
+    ((2000, 600), (600,), "rows"), ((12, 60, 40), (12, 40, 60), "stack"),
+    ((60, 40), (12, 40, 60), "stack")])  # one a for the whole stack, as a DFT matrix
 @pytest.mark.parametrize("given_out", [False, True])
 def test_a_shared_product_is_the_product(a_shape, b_shape, parts_of, given_out):
     rng = np.random.default_rng(4)
@@ -208,7 +209,8 @@ def test_a_shared_product_is_the_product(a_shape, b_shape, parts_of, given_out):
     assert out is None or got is out
     # three parts: the caller's and two run by the pool's threads (one may run both)
     assert len(xp.calls) == 3 and len({t for *_, t in xp.calls}) >= 2
-    axis, side = (1, 1) if parts_of == "columns" else (0, 0)  # which axis of which operand
+    # which axis of which operand the parts cut: a's rows, b's columns, b's stack
+    axis, side = {"rows": (0, 0), "columns": (1, 1), "stack": (0, 1)}[parts_of]
     assert sum(call[side][axis] for call in xp.calls) == (a_shape, b_shape)[side][axis]
 
 
