@@ -93,7 +93,8 @@ def get_backend(name: str = "numpy", dtype=np.float32) -> Backend:
     CUDA device is missing.
     """
     if name == "numpy":
-        return Backend("numpy", np, np.dtype(dtype).type, workers=Workers(cpu_threads(), products=blas_on_one_thread()))
+        workers = Workers(cpu_threads(), products=blas_on_one_thread())
+        return Backend("numpy", np, np.dtype(dtype).type, workers=workers)
     if name == "cupy":
         return Backend("cupy", _load_cupy(), np.dtype(dtype).type, GPU_IM2COL_BYTES)
     raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")

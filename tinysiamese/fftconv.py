@@ -21,9 +21,10 @@ signals are real, so the other half is the complex conjugate).
 The transforms. ``xp.fft.rfft2`` pays a fixed cost per 2-D transform that, on grids of
 10 to 50 pixels and thousands of transforms, costs more than the products above. So the
 DFTs are written as matrix products instead (``dft_matrices``): along the rows, then down
-the columns, each one big GEMM over the whole batch, which BLAS (or cuBLAS) runs on every
-core, and which skips the zero padding and the cut outputs for free. ``xp.fft.rfft2`` and
-``irfft2`` are their reference in the tests.
+the columns, which skips the zero padding and the cut outputs for free. On the CPU they run
+a cache-sized slab of signals at a time, both products and the reordering between them
+while the slab is in the cache, a share of the slabs on each thread; on a GPU the whole
+batch is one slab. ``xp.fft.rfft2`` and ``irfft2`` are their reference in the tests.
 
 Cost, per image: the transforms of C inputs and F outputs and C*F*Q complex multiply-adds,
 against C*F*K*K*Ho*Wo real ones for im2col: the Fourier path wins when K*K is large beside
@@ -214,7 +215,8 @@ def conv2d_fft_forward(xp, x, W, b, max_bytes=FFT_CHUNK_BYTES, workers=SERIAL, m
     F, _, K, _ = W.shape
     Ho, Wo = Hi - K + 1, Wi - K + 1
     grid = fft_grid(Hi, Wi)
-    Ws = _spectrum(xp, W, grid, conj=True, workers=workers, memo=memo)  # (Q, F, C): conj, since this is a correlation
+    # (Q, F, C), conjugated, since this is a correlation
+    Ws = _spectrum(xp, W, grid, conj=True, workers=workers, memo=memo)
     yt = xp.empty((F, N, Ho, Wo), dtype=x.dtype)  # channel-major
     chunks = []
     for s, e in fft_chunks(x.shape, F, max_bytes, x.dtype.itemsize):

@@ -220,17 +220,22 @@ class ReLU:
         # MaxPool2D, and y keeps x's memory layout (empty_like)
         xp = self.xp = self.xp or array_module(x)
         y = xp.empty_like(x)
-        self.workers.split(lambda a, b: ops.relu_forward(xp, _part(x, a, b), out=_part(y, a, b)),
-                           _parts(x), elements=x.size)
+
+        def part(a, b):
+            ops.relu_forward(xp, _part(x, a, b), out=_part(y, a, b))
+
+        self.workers.split(part, _parts(x), elements=x.size)
         self.cache = y
         return y
 
     def backward(self, dy):
         # the kink at 0: a unit that was off passes no gradient, one that was on passes all
         y, dx = self.cache, self.xp.empty_like(dy)
-        self.workers.split(lambda a, b: ops.relu_backward(self.xp, _part(dy, a, b), _part(y, a, b),
-                                                          out=_part(dx, a, b)),
-                           _parts(dy), elements=dy.size)
+
+        def part(a, b):
+            ops.relu_backward(self.xp, _part(dy, a, b), _part(y, a, b), out=_part(dx, a, b))
+
+        self.workers.split(part, _parts(dy), elements=dy.size)
         return dx
 
 
