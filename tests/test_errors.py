@@ -456,3 +456,12 @@ def test_checkpoint_files_get_the_usual_mode(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_running_out_of_memory_is_one_line(tiny_ckpt, pngs, monkeypatch):
+    def too_big(self, x):
+        raise MemoryError
+
+    monkeypatch.setattr(SiameseNet, "encode", too_big)
+    assert_one_line_error(run("verify", tiny_ckpt, pngs / "char1.png", pngs / "char2.png"), 1,
+                          "out of memory", "make it smaller")
