@@ -74,13 +74,20 @@ def write_clusters_png(path, images: np.ndarray, labels: np.ndarray, title: str 
     return save_png(clusters_image(images, labels, title), path)
 
 
-def write_embeddings(path, features: np.ndarray, files) -> tuple[Path, Path]:
-    """features (N, dense) -> ``path`` (.npy, float32) and the same name with .txt: one file
-    name a line, row i of the array being the image on line i. Returns both paths."""
+def check_embeddings_path(path) -> Path:
+    """``path`` as a Path, or ValueError unless it ends in .npy (the command line asks before
+    it reads a folder, ``write_embeddings`` again before it writes)."""
     path = Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"the embeddings are written as NumPy .npy; give a name ending in .npy, "
                          f"not {path.name}")
+    return path
+
+
+def write_embeddings(path, features: np.ndarray, files) -> tuple[Path, Path]:
+    """features (N, dense) -> ``path`` (.npy, float32) and the same name with .txt: one file
+    name a line, row i of the array being the image on line i. Returns both paths."""
+    path = check_embeddings_path(path)
     names = [str(f) for f in files]
     bad = [n for n in names if "\n" in n or "\r" in n]
     if bad:

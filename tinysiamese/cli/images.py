@@ -167,9 +167,10 @@ def embed_command(paths, out, backend_name):
     if len(checkpoints) > 1 or len(rest) > 1:
         raise click.UsageError("give at most one CHECKPOINT and one FOLDER: the features of "
                                "an ensemble have no single meaning")
-    if out.suffix != ".npy":
-        raise click.UsageError(f"--out: the features are written as .npy; give a name ending "
-                               f"in .npy, not {out.name}")
+    try:
+        outputs.check_embeddings_path(out)  # before the folder is read
+    except ValueError as exc:
+        raise click.UsageError(f"--out: {exc}") from None
     (model, path), = load_models(checkpoints, backend_name)
     listing, x = folders.read_folder(rest[0], model.network.image_size)
     _note(listing)
