@@ -199,3 +199,24 @@ def test_the_config_picks_the_conv_path(method):
     network = build_config("small", {"network": {"conv_method": method}}).network
     model = SiameseNet(network, backend=get_backend(), rng=np.random.default_rng(0))
     assert {l.method for _, l in model.encoder if isinstance(l, Conv2D)} == {method}
+
+
+def test_on_a_gpu_a_transform_is_one_slab(monkeypatch):
+    # CuPy takes the whole batch in one slab (few, big kernels): the same transforms as the
+    # CPU's slabs; a stand-in module named like CuPy runs that branch on NumPy
+    import types
+
+    gpu_like = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np)
+                                        if not k.startswith("__")}, __name__="cupy")
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((6, 40, 10, 9))  # 240 signals
+    grid = (10, 9)
+    monkeypatch.setattr(fftconv, "SLAB_BYTES", 16 * 10 * 5 * 16)  # slabs of 16 on the CPU
+    assert fftconv._slab_rows(np, 240, 10 * 5 * 16) == 16
+    assert fftconv._slab_rows(gpu_like, 240, 10 * 5 * 16) == 240
+    cpu = fftconv._spectrum(np, a, grid)
+    gpu = fftconv._spectrum(gpu_like, a, grid)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fftconv._signal(gpu_like, gpu, grid, 10, 9, np.float64),
+                               fftconv._signal(np, cpu, grid, 10, 9, np.float64),
+                               rtol=1e-12, atol=1e-12)
