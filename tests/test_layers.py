@@ -210,6 +210,19 @@ def test_backward_fills_grads_in_place(backend):
     layer.backward(backend.asarray(np.ones(y.shape, dtype=np.float32)))
     assert all(layer.grads[k] is before[k] for k in before)
     assert float(layer.grads["b"][0]) == 2 * 3 * 3, "db = sum of dy over N, Ho, Wo"
+    dense = Dense(4, 3, backend=backend, rng=rng)  # dW is written into the grads array
+    before = dict(dense.grads)
+    y = dense.forward(backend.asarray(rng.standard_normal((5, 4)).astype(np.float32)))
+    dense.backward(backend.asarray(np.ones(y.shape, dtype=np.float32)))
+    assert all(dense.grads[k] is before[k] for k in before)
+    assert float(dense.grads["b"][0]) == 5, "db = sum of dy over the batch"
+    join = WeightedL1(3, backend=backend, rng=rng)
+    before = dict(join.grads)
+    h = backend.asarray(rng.standard_normal((4, 3)).astype(np.float32))
+    first, second = (backend.xp.asarray(i) for i in np.triu_indices(4, 1))
+    join.forward_pairs(h, first, second)
+    join.backward_pairs(backend.asarray(np.ones(6, np.float32)), first, second, 4)
+    assert all(join.grads[k] is before[k] for k in before)
 
 
 # --------------------------------------------------------------------------- init

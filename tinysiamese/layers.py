@@ -93,7 +93,7 @@ class Conv2D:
         self.xp = backend.xp
         self.method, self.input_grad = method, input_grad
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
-        self.workers = backend.workers  # threads for the products and the FFT path's copies
+        self.workers = backend.workers  # threads for the products and the Fourier slabs
         self.params = {
             "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
             "b": backend.asarray(init_bias(rng, (F,), init)),
@@ -123,9 +123,11 @@ class Conv2D:
 
 def _no_params(layer, backend) -> None:
     """A parameter-free layer starts with no params, no grads and no cache; its array
-    module is the backend's, or (built without a backend) its first input's."""
+    module is the backend's, or (built without a backend) its first input's, and its
+    threads the backend's, or none."""
     layer.xp = backend.xp if backend is not None else None
     layer.params, layer.grads, layer.cache = {}, {}, None
+    layer.workers = backend.workers if backend is not None else Workers(1)
 
 
 def _forward(layer, op, x, *args):
@@ -146,7 +148,6 @@ class MaxPool2D:
     def __init__(self, size=2, *, backend=None, rng=None):
         self.size = size
         _no_params(self, backend)
-        self.workers = backend.workers if backend is not None else Workers(1)
 
     def forward(self, x):
         # The pool is elementwise work on one core in NumPy: the threads take a slice of
@@ -213,7 +214,6 @@ class ReLU:
 
     def __init__(self, *, backend=None, rng=None):
         _no_params(self, backend)
-        self.workers = backend.workers if backend is not None else Workers(1)
 
     def forward(self, x):
         # elementwise on one core in NumPy: the threads take a slice of axis 1 each, as in

@@ -143,7 +143,7 @@ class Workers:
             def part(i, j):
                 xp.matmul(a, b[:, i:j], out=out[:, i:j])
             n = b.shape[1]
-        self.split(part, n, elements=MIN_ELEMENTS)
+        self.split(part, n, elements=MIN_ELEMENTS)  # big enough: checked in madds above
         return out
 
     def share(self, fn, n: int) -> None:
@@ -153,6 +153,7 @@ class Workers:
         a range of whole pieces, whose copies then run side by side too, and multiplies on
         its own; otherwise one call takes them all and the threads share each product."""
         if self.products and 1 < self.threads <= n:
+            # whole pieces are worth a thread each (elements: no size threshold here)
             self.split(lambda first, stop: fn(first, stop, SERIAL.matmul), n,
                        elements=MIN_ELEMENTS)
         else:
