@@ -48,7 +48,8 @@ import sys
 import time
 from pathlib import Path
 
-from tinysiamese.threads import THREADS_VARIABLE, cpu_threads, short_blas_spin  # no NumPy
+from tinysiamese.threads import (THREADS_VARIABLE, blas_on_one_thread, cpu_threads,  # no NumPy
+                                 short_blas_spin)
 
 ROWS = [("small", 32), ("small", 128), ("koch", 32), ("koch", 128)]
 GROUP_ROWS = ["small", "koch"]
@@ -107,6 +108,9 @@ def machine_info(threads: int) -> dict:
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "threads": threads,
         "elementwise_threads": cpu_threads(),  # the pool's and optimiser's threads
+        # who shares the products: tinysiamese's threads (BLAS on one) or BLAS's own
+        "products": "ours" if blas_on_one_thread() else "blas",
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas,

@@ -38,6 +38,8 @@ def test_one_row_json_from_the_command_line():
     assert row["machine"]["threads"] == 1
     assert row["machine"]["elementwise_threads"] == 1  # the pool's threads follow --threads
     assert row["machine"]["OPENBLAS_THREAD_TIMEOUT"] is not None  # the spin train runs with
+    assert row["machine"]["products"] == "ours"  # as `tinysiamese train` runs: BLAS on one
+    assert row["machine"]["OPENBLAS_NUM_THREADS"] == "1"
     if platform.libc_ver()[0] == "glibc":  # by default the benchmark runs as training does
         assert row["malloc_tuned"] is True, "bench.py did not keep freed memory as train does"
 
