@@ -97,15 +97,18 @@ def test_im2col_keeps_float32():
     assert ops.col2im(np, np.ones((27, 18), dtype=np.float32), x.shape, 3).dtype == np.float32
 
 
-@pytest.mark.parametrize("max_cols_bytes, expected", [
-    (1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),       # less than a sample: one per chunk
-    (2 * 27 * 9 * 8, [(0, 1), (1, 3), (3, 5)]),         # two samples' columns: 3 chunks
-    (4 * 27 * 9 * 8, [(0, 2), (2, 5)]),                 # four: 2 chunks, near-equal
-    (2**30, [(0, 5)]),                                  # everything at once
+@pytest.mark.parametrize("max_cols_bytes, at_least, expected", [
+    (1, 1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),    # less than a sample: one per chunk
+    (2 * 27 * 9 * 8, 1, [(0, 1), (1, 3), (3, 5)]),      # two samples' columns: 3 chunks
+    (4 * 27 * 9 * 8, 1, [(0, 2), (2, 5)]),              # four: 2 chunks, near-equal
+    (4 * 27 * 9 * 8, 2, [(0, 2), (2, 5)]),              # as many as the threads already
+    (2**30, 1, [(0, 5)]),                               # everything at once
+    (2**30, 2, [(0, 2), (2, 5)]),                       # a chunk for each of 2 threads
+    (2**30, 8, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),  # more threads than samples
 ])
-def test_conv_chunks(max_cols_bytes, expected):
+def test_conv_chunks(max_cols_bytes, at_least, expected):
     # per sample: C*K*K * Ho*Wo * itemsize = 3*3*3 * 3*3 * 8 bytes
-    assert ops.conv_chunks((5, 3, 5, 5), 3, max_cols_bytes, 8) == expected
+    assert ops.conv_chunks((5, 3, 5, 5), 3, max_cols_bytes, 8, at_least) == expected
 
 
 # --------------------------------------------------------------------------- Conv2D

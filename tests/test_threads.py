@@ -11,7 +11,7 @@ from tinysiamese import ops
 from tinysiamese.backend import Backend
 from tinysiamese.layers import MaxPool2D
 from tinysiamese.optim import MomentumSGD, WeightAverage
-from tinysiamese.threads import MIN_ELEMENTS, Workers, cpu_threads
+from tinysiamese.threads import MIN_ELEMENTS, SERIAL, Workers, cpu_threads
 
 
 def test_split_covers_every_row_once_in_as_many_threads():
@@ -236,6 +236,24 @@ def test_share_hands_whole_pieces_to_threads_with_plain_products():
         seen.clear()
         w.share(lambda i, j, mm: seen.append((i, j, mm == w.matmul)), n)
         assert seen == [(0, n, True)]
+
+
+def test_the_batch_is_cut_into_a_piece_for_each_thread_only_when_products_are_ours():
+    from tinysiamese import fftconv
+
+    assert [Workers(3, products=True).pieces, Workers(3).pieces, SERIAL.pieces] == [3, 1, 1]
+    x = np.zeros((6, 2, 7, 7), dtype=np.float32)
+    W, b = np.zeros((4, 2, 3, 3), dtype=np.float32), np.zeros(4, dtype=np.float32)
+    for workers, pieces in ((Workers(3, products=True), 3), (Workers(3), 1)):
+        seen = []
+        real_share = workers.share
+        workers.share = lambda fn, n, seen=seen, real=real_share: (seen.append(n), real(fn, n))
+        ops.conv2d_forward(np, x, W, b, max_cols_bytes=2**30, workers=workers)
+        assert seen == [pieces]  # the whole batch fits one chunk; each thread gets one
+    # the Fourier transforms' slabs: near-equal, and at least one for each thread
+    assert fftconv._slab_rows(np, 100, fftconv.SLAB_BYTES // 40) == 34  # 3 slabs of 34, 32
+    assert fftconv._slab_rows(np, 100, 1, at_least=3) == 34
+    assert fftconv._slab_rows(np, 2, 1, at_least=3) == 1
 
 
 def test_the_fourier_transforms_in_slabs_on_threads_are_the_transforms(monkeypatch):

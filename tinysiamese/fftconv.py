@@ -104,13 +104,16 @@ def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False
     return matrices
 
 
-def _slab_rows(xp, R: int, row_bytes: int) -> int:
-    """How many of a transform's R signals one slab takes: as many as keep the slab's
-    spectra (``row_bytes`` each) in a core's cache on the CPU; all R on a GPU, which
-    wants few, big kernels."""
+def _slab_rows(xp, R: int, row_bytes: int, at_least: int = 1) -> int:
+    """How many of a transform's R signals one slab takes: on the CPU, as many as keep the
+    slab's spectra (``row_bytes`` each) in a core's cache, in near-equal slabs, at least
+    ``at_least`` of them (a slab for each thread, ``Workers.pieces``); all R on a GPU,
+    which wants few, big kernels."""
     if xp.__name__ != "numpy":
         return R
-    return max(1, min(R, SLAB_BYTES // row_bytes))
+    fit = max(1, min(R, SLAB_BYTES // row_bytes))
+    count = max(-(-R // fit), min(at_least, R))
+    return -(-R // count)
 
 
 def _spectrum(xp, a, grid, conj=False, workers=SERIAL, memo=None):
@@ -132,7 +135,7 @@ def _spectrum(xp, a, grid, conj=False, workers=SERIAL, memo=None):
     signals = a.reshape(R, h * w)
     out = xp.empty((G1, G2r, R), dtype=Eh.dtype)
     by_v = out.transpose(1, 0, 2)  # (G2r, G1, R): a view, the column products' output
-    step = _slab_rows(xp, R, h * G2r * Eh.itemsize)
+    step = _slab_rows(xp, R, h * G2r * Eh.itemsize, workers.pieces)
 
     def slabs(first, stop, matmul):
         for r in range(first * step, min(stop * step, R), step):
@@ -162,7 +165,7 @@ def _signal(xp, spec, grid, h, w, dtype, out=None, conj=False, workers=SERIAL, m
     if out is None:
         out = xp.empty((A, B, h, w), dtype=Dw.dtype)
     rows_out = out.reshape(R * h, w)
-    step = _slab_rows(xp, R, h * G2r * spec.itemsize)
+    step = _slab_rows(xp, R, h * G2r * spec.itemsize, workers.pieces)
 
     def slabs(first, stop, matmul):
         for r in range(first * step, min(stop * step, R), step):

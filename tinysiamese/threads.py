@@ -146,6 +146,13 @@ class Workers:
         self.split(part, n, elements=MIN_ELEMENTS)  # big enough: checked in madds above
         return out
 
+    @property
+    def pieces(self) -> int:
+        """How many independent pieces of work ``share`` runs side by side: one per thread
+        with ``products`` on, else 1 (then the threads share each product instead). A
+        convolution cuts its batch into at least this many chunks, so no thread is idle."""
+        return self.threads if self.products else 1
+
     def share(self, fn, n: int) -> None:
         """fn(first, stop, matmul) on ranges covering [0, n) of independent pieces of work
         (a convolution's chunks of the batch), with ``matmul(xp, a, b, out=None)`` to
