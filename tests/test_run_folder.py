@@ -233,6 +233,26 @@ def test_a_run_that_cannot_start_writes_nothing_and_overwrite_deletes_nothing(ro
     assert files_of(out) == before, "--overwrite deleted the old run before the new one started"
 
 
+def test_a_resumed_run_reads_the_arrays_of_last_npz_once(root, tmp_path, monkeypatch):
+    import tinysiamese.runfolder as runfolder
+
+    out = tmp_path / "run"
+    assert run(*train_args(root, out, config(tmp_path), "--epochs", 1)).exit_code == 0
+    reads = []
+
+    def counted(path, weights=True):
+        reads.append(weights)
+        return load_checkpoint(path, weights)
+
+    monkeypatch.setattr(runfolder, "load_checkpoint", counted)
+    result = run("train", "--resume", out, "--data", root, "--epochs", 2)
+    assert result.exit_code == 0, result.output
+    assert reads == [False, True]  # the command line checks the config; train loads it all
+    meta_only = load_checkpoint(out / "last.npz", weights=False)
+    assert meta_only.meta == load_checkpoint(out / "last.npz").meta
+    assert (meta_only.params, meta_only.velocities, meta_only.averages) == ({}, {}, {})
+
+
 def test_a_run_resumes_only_on_the_data_it_began_with(root, tmp_path):
     from PIL import Image
     from conftest import fake_strokes

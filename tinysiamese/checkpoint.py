@@ -61,8 +61,11 @@ def save_checkpoint(path, params: dict, meta: dict, velocities: dict | None = No
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_checkpoint(path) -> Checkpoint:
-    """Read a checkpoint, refusing anything that is not one (CheckpointError, one line)."""
+def load_checkpoint(path, weights: bool = True) -> Checkpoint:
+    """Read a checkpoint, refusing anything that is not one (CheckpointError, one line).
+
+    weights=False: its meta record only (config, progress), with no array read; what a
+    resumed run checks before it loads its data (the paper's net holds 450 MB of arrays)."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder; give the .npz file in it, "
@@ -83,8 +86,8 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path} is not a tinysiamese checkpoint: it is {kind}; give a "
                               ".npz written by `tinysiamese train`, e.g. runs/<run>/best.npz")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with np.load(path, allow_pickle=False) as z:  # lazy: each array is read when asked
+            arrays = {k: z[k] for k in z.files if weights or k == "meta"}
     except ValueError as exc:
         if "pickle" in str(exc):
             raise CheckpointError(f"{path} holds pickled objects, which are never loaded "

@@ -186,10 +186,12 @@ class RunFolder:
             raise TrainingError(f"cannot write to the run folder {self.path} "
                                 f"({exc.strerror or exc}); choose another with --out") from None
 
-    def resume(self, epochs: int | None = None) -> tuple[Config, Progress, Checkpoint]:
-        """The saved run's config (with ``epochs`` if given), its progress and last.npz."""
+    def resume(self, epochs: int | None = None,
+               weights: bool = True) -> tuple[Config, Progress, Checkpoint]:
+        """The saved run's config (with ``epochs`` if given), its progress and last.npz
+        (``weights=False``: its meta record only, see ``load_checkpoint``)."""
         try:
-            ckpt = load_checkpoint(self / "last.npz")
+            ckpt = load_checkpoint(self / "last.npz", weights)
         except CheckpointError as exc:  # the run's own file is damaged: a failure, not a usage error
             raise TrainingError(str(exc)) from None
         try:

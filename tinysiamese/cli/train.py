@@ -156,7 +156,7 @@ def _resumed(resume: Path, preset, epochs, steps_per_epoch, batch_size, distorti
     if given:  # the run's own settings win on resume: say so rather than ignore
         raise click.UsageError(f"--resume continues with the run's own settings; leave out "
                                f"{', '.join(given)} (or start a new run with --out)")
-    cfg = RunFolder(resume).resume(epochs)[0]
+    cfg = RunFolder(resume).resume(epochs, weights=False)[0]  # train() reads the arrays
     if preset is not None and preset != cfg.preset:
         raise ResumeError(f"{resume / 'last.npz'} was trained with preset {cfg.preset!r}, not "
                           f"{preset!r}: drop --preset when resuming, or start a new run with --out")
