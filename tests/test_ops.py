@@ -100,6 +100,7 @@ def test_im2col_keeps_float32():
 @pytest.mark.parametrize("max_cols_bytes, at_least, expected", [
     (1, 1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),    # less than a sample: one per chunk
     (2 * 27 * 9 * 8, 1, [(0, 1), (1, 3), (3, 5)]),      # two samples' columns: 3 chunks
+    (2 * 27 * 9 * 8, 2, [(0, 1), (1, 2), (2, 3), (3, 5)]),  # 2 threads: 4, 2 each
     (4 * 27 * 9 * 8, 1, [(0, 2), (2, 5)]),              # four: 2 chunks, near-equal
     (4 * 27 * 9 * 8, 2, [(0, 2), (2, 5)]),              # as many as the threads already
     (2**30, 1, [(0, 5)]),                               # everything at once

@@ -250,8 +250,9 @@ def test_the_batch_is_cut_into_a_piece_for_each_thread_only_when_products_are_ou
         workers.share = lambda fn, n, seen=seen, real=real_share: (seen.append(n), real(fn, n))
         ops.conv2d_forward(np, x, W, b, max_cols_bytes=2**30, workers=workers)
         assert seen == [pieces]  # the whole batch fits one chunk; each thread gets one
-    # the Fourier transforms' slabs: near-equal, and at least one for each thread
+    # the Fourier transforms' slabs: near-equal, as many for each thread
     assert fftconv._slab_rows(np, 100, fftconv.SLAB_BYTES // 40) == 34  # 3 slabs of 34, 32
+    assert fftconv._slab_rows(np, 100, fftconv.SLAB_BYTES // 40, at_least=2) == 25  # 4
     assert fftconv._slab_rows(np, 100, 1, at_least=3) == 34
     assert fftconv._slab_rows(np, 2, 1, at_least=3) == 1
 

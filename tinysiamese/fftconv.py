@@ -106,13 +106,14 @@ def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False
 
 def _slab_rows(xp, R: int, row_bytes: int, at_least: int = 1) -> int:
     """How many of a transform's R signals one slab takes: on the CPU, as many as keep the
-    slab's spectra (``row_bytes`` each) in a core's cache, in near-equal slabs, at least
-    ``at_least`` of them (a slab for each thread, ``Workers.pieces``); all R on a GPU,
-    which wants few, big kernels."""
+    slab's spectra (``row_bytes`` each) in a core's cache, in near-equal slabs, as many for
+    each of ``at_least`` threads (``Workers.pieces``); all R on a GPU, which wants few, big
+    kernels."""
     if xp.__name__ != "numpy":
         return R
     fit = max(1, min(R, SLAB_BYTES // row_bytes))
-    count = max(-(-R // fit), min(at_least, R))
+    count = -(-R // fit)  # as few slabs as fit, then a multiple of the threads
+    count = min(R, -(-count // at_least) * at_least)
     return -(-R // count)
 
 
