@@ -150,7 +150,7 @@ class Workers:
     def pieces(self) -> int:
         """How many independent pieces of work ``share`` runs side by side: one per thread
         with ``products`` on, else 1 (then the threads share each product instead). A
-        convolution cuts its batch into at least this many chunks, so no thread is idle."""
+        convolution cuts its batch into a multiple of this many chunks, so no thread idles."""
         return self.threads if self.products else 1
 
     def share(self, fn, n: int) -> None:
