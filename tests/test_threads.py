@@ -238,6 +238,19 @@ def test_share_hands_whole_pieces_to_threads_with_plain_products():
         assert seen == [(0, n, True)]
 
 
+@pytest.mark.parametrize("n, per_piece, threads, want", [
+    (10, 4, 1, 3),    # as few as fit
+    (10, 4, 2, 4),    # then a multiple of the threads
+    (10, 100, 3, 3),  # one would fit: one for each thread
+    (2, 100, 3, 2),   # never more than the items
+    (5, 0, 1, 5),     # an item bigger than a piece: one each
+])
+def test_piece_count(n, per_piece, threads, want):
+    from tinysiamese.threads import piece_count
+
+    assert piece_count(n, per_piece, threads) == want
+
+
 def test_the_batch_is_cut_into_a_piece_for_each_thread_only_when_products_are_ours():
     from tinysiamese import fftconv
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 
-from .threads import SERIAL
+from .threads import SERIAL, piece_count
 
 FFT_CHUNK_BYTES = 256 * 2**20  # a chunk's spectra: big products, bounded memory
 SLAB_BYTES = 2**19  # a slab of one transform's spectra stays in a core's cache (L2)
@@ -111,10 +111,7 @@ def _slab_rows(xp, R: int, row_bytes: int, at_least: int = 1) -> int:
     kernels."""
     if xp.__name__ != "numpy":
         return R
-    fit = max(1, min(R, SLAB_BYTES // row_bytes))
-    count = -(-R // fit)  # as few slabs as fit, then a multiple of the threads
-    count = min(R, -(-count // at_least) * at_least)
-    return -(-R // count)
+    return -(-R // piece_count(R, SLAB_BYTES // row_bytes, at_least))
 
 
 def _spectrum(xp, a, grid, conj=False, workers=SERIAL, memo=None):

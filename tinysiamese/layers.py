@@ -21,7 +21,7 @@ import numpy as np
 
 from . import fftconv, ops
 from .backend import array_module
-from .threads import Workers
+from .threads import SERIAL
 
 INITS = ("paper", "fan_in")
 CONV_METHODS = ("auto", "im2col", "fft")
@@ -127,7 +127,7 @@ def _no_params(layer, backend) -> None:
     threads the backend's, or none."""
     layer.xp = backend.xp if backend is not None else None
     layer.params, layer.grads, layer.cache = {}, {}, None
-    layer.workers = backend.workers if backend is not None else Workers(1)
+    layer.workers = backend.workers if backend is not None else SERIAL
 
 
 def _forward(layer, op, x, *args):

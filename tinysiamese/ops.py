@@ -12,7 +12,7 @@ always means a weight.
 """
 from __future__ import annotations
 
-from .threads import SERIAL
+from .threads import SERIAL, piece_count
 
 
 # --------------------------------------------------------------------------- ReLU
@@ -264,8 +264,7 @@ def conv_chunks(x_shape, K, max_cols_bytes, itemsize, at_least=1):
     N, C, Hi, Wi = x_shape
     per_sample = C * K * K * (Hi - K + 1) * (Wi - K + 1) * itemsize
     step = max(1, min(N, int(max_cols_bytes // max(per_sample, 1))))
-    count = -(-N // step)  # as few chunks as fit, then a multiple of the threads
-    count = min(N, -(-count // at_least) * at_least)
+    count = piece_count(N, step, at_least)  # near-equal chunks: threads share them evenly
     bounds = [N * k // count for k in range(count + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 

@@ -83,6 +83,14 @@ def products_on_our_threads() -> None:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
+def piece_count(n: int, per_piece: int, threads: int = 1) -> int:
+    """How many pieces ``n`` items are cut into, ``per_piece`` at most in each: as few as
+    that allows, then a multiple of ``threads`` (so that threads taking whole pieces get
+    as many each), and never more than ``n``."""
+    count = -(-n // max(1, per_piece))
+    return min(n, -(-count // threads) * threads)
+
+
 class Workers:
     """A few threads for elementwise work and matrix products, started on first use.
 
