@@ -143,7 +143,7 @@ def peak_mb() -> float:
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 TURNS = "step"  # --turns: step by step (a, b, a, b, ...) or in blocks (block_medians)
 clock = CLOCK["wall"]
-CONV_METHOD = "auto"  # --conv: the Conv2D path of every conv layer
+CONV_METHOD = "auto"  # --conv: the network's conv_method (every conv on one path, or auto)
 
 
 def make_batch(cfg, batch: int, seed: int = 1):
@@ -169,10 +169,9 @@ def tinysiamese_setup(preset: str, backend_name: str, seed: int = 0):
 
     be = get_backend(backend_name)
     cfg = PRESETS[preset]
-    model = SiameseNet(cfg.network, backend=be, rng=np.random.default_rng(seed))
-    for _, layer in model.encoder:  # --conv: every Conv2D on one path, or auto
-        if hasattr(layer, "method"):
-            layer.method = CONV_METHOD
+    # --conv: the network's conv_method, every conv on one path, or auto (the default)
+    network = dataclasses.replace(cfg.network, conv_method=CONV_METHOD)
+    model = SiameseNet(network, backend=be, rng=np.random.default_rng(seed))
     layer_names = [n for n, _ in model.named_layers()]
     oc = cfg.optim
     opt = MomentumSGD(model.params(), model.grads(), make_groups(layer_names, oc),
@@ -677,7 +676,7 @@ def main(argv=None) -> int:
                     help="pairs (default): independent pairs, pairs_per_s; group: the real "
                          "training step on a group batch, images_per_s")
     ap.add_argument("--conv", choices=["auto", "im2col", "fft"], default="auto",
-                    help="the convolutions' path (Conv2D method; default auto)")
+                    help="the convolutions' path (the network's conv_method; default auto)")
     ap.add_argument("--json", action="store_true", help="print the row as one JSON object")
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--threads", type=int, default=cpu_threads(),

@@ -51,7 +51,7 @@ def build(torch, model: SiameseNet):
             for k, v in model.params().items()}  # (from a GPU too)
     for name, layer in model.encoder:
         kind = type(layer).__name__
-        if kind == "Conv2D":
+        if kind in ("Conv2D", "ConvPool2D"):  # ConvPool2D: the conv, then its pool below
             F, C, K, _ = host[f"{name}.W"].shape
             module = nn.Conv2d(C, F, K)
             module.weight.data.copy_(torch.from_numpy(host[f"{name}.W"]))
@@ -64,10 +64,12 @@ def build(torch, model: SiameseNet):
             module = getattr(nn, kind)()
         else:
             raise ValueError(f"no PyTorch twin for layer {name} ({kind})")
-        if kind in ("Conv2D", "Dense"):
+        if kind in ("Conv2D", "ConvPool2D", "Dense"):
             module.bias.data.copy_(torch.from_numpy(host[f"{name}.b"]))
             params[f"{name}.W"], params[f"{name}.b"] = module.weight, module.bias
         layers.append(module)
+        if kind == "ConvPool2D":
+            layers.append(nn.MaxPool2d(layer.size))
     params["join.alpha"] = nn.Parameter(torch.from_numpy(host["join.alpha"].copy()))
     params["join.b"] = nn.Parameter(torch.from_numpy(host["join.b"].copy()))
     return nn.Sequential(*layers), params

@@ -48,7 +48,7 @@ def test_layer_breakdown_covers_every_layer_without_torch(bench):
     torch_was_loaded = "torch" in sys.modules
     row = bench.run_row("tiny", 2, "numpy", 1, use_torch=False, layers=True, warmup=0, timed=1)
     names = [l["layer"] for l in row["layers"]]
-    assert names[:3] == ["conv1", "pool1", "relu1"], f"layers {names}"
+    assert names[:4] == ["conv1", "relu1", "conv2", "pool2"], f"layers {names}"
     assert {"dense1", "join+loss", "optimizer"} <= set(names), f"layers {names}"
     assert all(l["forward_ms"] >= 0 and l["backward_ms"] >= 0 for l in row["layers"])
     assert torch_was_loaded or "torch" not in sys.modules, "--no-torch imported torch"

@@ -6,7 +6,7 @@ import pytest
 from reference import conv2d_backward_loop, conv2d_forward_loop, rel_err
 from tinysiamese import fftconv, ops
 from tinysiamese.gradcheck import check_layer
-from tinysiamese.layers import Conv2D, use_fft
+from tinysiamese.layers import Conv2D, ConvPool2D, use_fft
 from tinysiamese.backend import get_backend
 from tinysiamese.config import PRESETS, encoder_shapes
 
@@ -187,7 +187,7 @@ def test_the_model_asks_no_image_gradient_of_conv1(backend):
     from tinysiamese.model import SiameseNet
 
     model = SiameseNet(PRESETS["tiny"].network, backend=backend, rng=np.random.default_rng(0))
-    convs = [(n, l.input_grad) for n, l in model.encoder if isinstance(l, Conv2D)]
+    convs = [(n, l.input_grad) for n, l in model.encoder if isinstance(l, (Conv2D, ConvPool2D))]
     assert convs == [("conv1", False), ("conv2", True), ("conv3", True)], convs
 
 
@@ -199,6 +199,25 @@ def test_the_config_picks_the_conv_path(method):
     network = build_config("small", {"network": {"conv_method": method}}).network
     model = SiameseNet(network, backend=get_backend(), rng=np.random.default_rng(0))
     assert {l.method for _, l in model.encoder if isinstance(l, Conv2D)} == {method}
+    # every conv on the one path: the images' block stays a Conv2D and a MaxPool2D
+    assert [n for n, _ in model.encoder][:3] == ["conv1", "pool1", "relu1"]
+
+
+def test_auto_fuses_the_images_block_and_every_path_gives_the_same_logits():
+    from tinysiamese.config import build_config
+    from tinysiamese.model import SiameseNet
+
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.random((2, 3, 1, 52, 52), dtype=np.float32)
+    z = {}
+    for method in ("auto", "im2col", "fft"):
+        network = build_config("small", {"network": {"conv_method": method}}).network
+        model = SiameseNet(network, backend=get_backend(), rng=np.random.default_rng(0))
+        kinds = [type(l).__name__ for _, l in model.encoder][:2]
+        assert kinds == (["ConvPool2D", "ReLU"] if method == "auto" else ["Conv2D", "MaxPool2D"])
+        z[method] = model.forward_logits(x1, x2)
+    for method in ("im2col", "fft"):
+        np.testing.assert_allclose(z["auto"], z[method], rtol=1e-4, atol=1e-4)
 
 
 def test_on_a_gpu_a_transform_is_one_slab(monkeypatch):

@@ -52,7 +52,7 @@ def test_standard_checks_pass(backend, kind, seed):
 
 @pytest.mark.parametrize("kind, tensors", [
     ("Conv2D", ["dx", "dW", "db"] * 2),  # on im2col, then on the Fourier path
-    ("MaxPool2D", ["dx"]), ("Dense", ["dx", "dW", "db"]),
+    ("MaxPool2D", ["dx"]), ("ConvPool2D", ["dx", "dW", "db"]), ("Dense", ["dx", "dW", "db"]),
     ("ReLU", ["dx"]), ("Sigmoid", ["dx"]), ("Flatten", ["dx"]),
     ("WeightedL1", ["dh1", "dh2", "dalpha", "db"]),
     ("SiameseNet", ["conv1.W", "conv1.b", "conv2.W", "conv2.b", "dense1.W", "dense1.b",

@@ -57,7 +57,8 @@ def test_forward_shapes(backend, name, n_params, features):
 
 def test_layer_names_and_order():
     model = SiameseNet(PRESETS["tiny"].network, backend=get_backend(), rng=np.random.default_rng(0))
-    assert [n for n, _ in model.encoder] == ["conv1", "pool1", "relu1", "conv2", "pool2", "relu2",
+    # conv1 + pool1 are one layer (ConvPool2D): the images' block
+    assert [n for n, _ in model.encoder] == ["conv1", "relu1", "conv2", "pool2", "relu2",
                                              "conv3", "relu3", "flatten", "dense1", "sigmoid1"]
     assert list(model.params()) == ["conv1.W", "conv1.b", "conv2.W", "conv2.b", "conv3.W",
                                     "conv3.b", "dense1.W", "dense1.b", "join.alpha", "join.b"]

@@ -9,10 +9,11 @@ Read the code in this order (each module is one concept):
                   the array module (NumPy or CuPy) and dtype, passed in, never global,
                   and the threads for the elementwise work NumPy runs on one core and
                   for the matrix products
-2. ``ops``, ``fftconv``
+2. ``ops``, ``fftconv``, ``convpool``
                   pure forward/backward pairs: ReLU, sigmoid, dense, weighted L1,
                   max-pool, then im2col/col2im and the convolution; the same
-                  convolution through the Fourier domain, with fewer multiplications
+                  convolution through the Fourier domain, with fewer multiplications;
+                  a convolution and its max-pool as one product (the images' block)
 3. ``layers``     thin classes over the ops: params, grads and one cache each
 4. ``losses``     binary cross-entropy from logits, the one-shot softmax of a group batch
 5. ``gradcheck``  finite-difference proof of every backward pass

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import array_module
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
+from .layers import Conv2D, ConvPool2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
 from .losses import bce_with_logits
 from .config import NetworkConfig
 from .model import SiameseNet
@@ -145,8 +145,8 @@ def _check_whole_net(model, name, logits, backward, y, weight, h, tol) -> list[C
 
 
 # --------------------------------------------------------------------------- the standard cases
-LAYER_NAMES = ("Conv2D", "MaxPool2D", "Dense", "ReLU", "Sigmoid", "Flatten", "WeightedL1",
-               "SiameseNet")
+LAYER_NAMES = ("Conv2D", "MaxPool2D", "ConvPool2D", "Dense", "ReLU", "Sigmoid", "Flatten",
+               "WeightedL1", "SiameseNet")
 
 # What a student's replacement class is constructed with, by the layer it replaces.
 STUDENT_ARGS = {
@@ -180,6 +180,11 @@ def make_case(kind: str, backend, rng, cls=None):
         # A permutation of distinct values keeps every window free of ties.
         x = rng.permutation(2 * 3 * 5 * 7).reshape(2, 3, 5, 7) / 10.0
         return (cls or MaxPool2D)(2), (a(x),)
+    if kind == "ConvPool2D":
+        # two input channels and odd sizes (9 x 8 -> 7 x 6 -> 3 x 3): dx, the shifted
+        # kernels' fold and the pool's dropped edge are all in play
+        layer = (cls or ConvPool2D)(2, 3, 3, 2, backend=backend, rng=rng)
+        return layer, (a(rng.standard_normal((2, 2, 9, 8))),)
     if kind == "Dense":
         layer = (cls or Dense)(6, 5, backend=backend, rng=rng)
         return layer, (a(rng.standard_normal((4, 6))),)

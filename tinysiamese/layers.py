@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import fftconv, ops
+from . import convpool, fftconv, ops
 from .backend import array_module
 from .threads import SERIAL
 
@@ -174,6 +174,48 @@ class MaxPool2D:
             ops.maxpool_backward(self.xp, dy[:, a:b], cache, self.size, out=dx[:, a:b])
 
         self.workers.split(part, C, elements=dx.size)
+        return dx
+
+
+class ConvPool2D:
+    """A Conv2D and the MaxPool2D after it, as one layer: the images' block.
+
+    x: (N, C, Hi, Wi) -> y: (N, F, (Hi-K+1)//s, (Wi-K+1)//s), what
+    MaxPool2D(s).forward(Conv2D(C, F, K).forward(x)) gives with the same weights.
+    params: W (F, C, K, K), b (F,), drawn as Conv2D draws them (one seed, the same net).
+    The conv's outputs are computed grouped by pool window offset, s*s planes from one
+    product with the kernels shifted to each offset (``convpool``), and pooled while they
+    are in the cache: the conv's full-size output and its full-size gradient are never
+    made. It pays where that output is the cost, a thin product on one input channel
+    (small's conv1 + pool1, training step, 2 threads: 16.5 -> 11 ms); with many input
+    channels the shifted kernels' extra products ((K + s - 1)^2 / K^2) cost more than it
+    saves, so ``SiameseNet`` uses it for the first block only.
+    cache: (patches, arg, chunks, x.shape, size, workers). backward: dW = fold(dY ·
+    patchesᵀ), db = sum of dy, dx = fold of the patches' gradients (``input_grad``).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, size=2, *, backend, rng,
+                 init="paper", max_cols_bytes=None, input_grad=True):
+        C, F, K = in_channels, out_channels, kernel_size
+        self.xp, self.size, self.input_grad = backend.xp, size, input_grad
+        self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
+        self.workers = backend.workers
+        self.params = {
+            "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
+            "b": backend.asarray(init_bias(rng, (F,), init)),
+        }
+        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
+        self.cache, self.fft = None, False  # fft: the conv's path, as Conv2D reports it
+
+    def forward(self, x):
+        y, self.cache = convpool.conv_pool_forward(
+            self.xp, x, self.params["W"], self.params["b"], self.size, self.max_cols_bytes,
+            workers=self.workers)
+        return y
+
+    def backward(self, dy):
+        dx, self.grads["W"][...], self.grads["b"][...] = convpool.conv_pool_backward(
+            self.xp, dy, self.cache, self.params["W"], self.input_grad)
         return dx
 
 

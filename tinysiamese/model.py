@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import NetworkConfig, encoder_shapes
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
+from .layers import Conv2D, ConvPool2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, WeightedL1
 
 
 class SiameseNet:
@@ -29,14 +29,24 @@ class SiameseNet:
         init, C, layers = network.init, 1, []
         sizes = encoder_shapes(network)
         for i, (F, K) in enumerate(network.conv, start=1):
+            pooled = i < len(network.conv)
             # conv1's input is the images: nothing needs their gradient (input_grad=False)
-            layers.append((f"conv{i}", Conv2D(C, F, K, backend=backend, rng=rng, init=init,
-                                              input_grad=i > 1, method=network.conv_method)))
-            # Max-pool and ReLU commute exactly, max(max(a, 0), max(b, 0)) = max(max(a, b), 0),
-            # so the pool goes first and the ReLU runs on a quarter of the values. Gradients
-            # are the same bit for bit: a window whose max is <= 0 gets none either way.
-            if i < len(network.conv):
-                layers.append((f"pool{i}", MaxPool2D(2, backend=backend)))
+            kwargs = dict(backend=backend, rng=rng, init=init, input_grad=i > 1)
+            if pooled and C == 1 and network.conv_method == "auto":
+                # The images' block: one input channel, so its conv is a thin product and
+                # its output the biggest array of the net; ConvPool2D pools each chunk of
+                # it in the cache instead (the same weights, drawn alike, as "conv1").
+                # conv_method "im2col" or "fft" keeps Conv2D and MaxPool2D, one path each.
+                layers.append((f"conv{i}", ConvPool2D(C, F, K, 2, **kwargs)))
+            else:
+                layers.append((f"conv{i}", Conv2D(C, F, K, method=network.conv_method,
+                                                  **kwargs)))
+                # Max-pool and ReLU commute exactly, max(max(a, 0), max(b, 0)) =
+                # max(max(a, b), 0), so the pool goes first and the ReLU runs on a quarter
+                # of the values. Gradients are the same bit for bit: a window whose max is
+                # <= 0 gets none either way.
+                if pooled:
+                    layers.append((f"pool{i}", MaxPool2D(2, backend=backend)))
             layers.append((f"relu{i}", ReLU(backend=backend)))
             C = F
         features = C * sizes[-1] ** 2

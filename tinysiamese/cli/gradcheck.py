@@ -13,8 +13,8 @@ from .options import CONTEXT, backend_option, json_option
 
 @click.command("gradcheck", context_settings=CONTEXT)
 @click.option("--layer", "layer_spec", default=None,
-              help="Check one layer: a name (Conv2D, MaxPool2D, Dense, ReLU, Sigmoid, Flatten, "
-                   "WeightedL1, SiameseNet) or your own class as module:Class.")
+              help="Check one layer: a name (Conv2D, MaxPool2D, ConvPool2D, Dense, ReLU, Sigmoid, "
+                   "Flatten, WeightedL1, SiameseNet) or your own class as module:Class.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for shapes' values.")
 @backend_option
