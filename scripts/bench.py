@@ -27,6 +27,7 @@ Every row runs in its own child process, so that the peaks of different rows nev
     python scripts/bench.py                        # the full table: small, koch x 32, 128
     python scripts/bench.py --preset small --batch 32 --json     # one row, one JSON object
     python scripts/bench.py --preset small --batch 64 --layers   # + per-layer breakdown
+    python scripts/bench.py --preset small --step group --layers  # ... inside the real step
     python scripts/bench.py --preset small --step group --json   # the real training step
     python scripts/bench.py --step group           # its table: small and koch, group batches
     python scripts/bench.py --backend cupy         # on a GPU (PyTorch on CUDA if present)
@@ -239,6 +240,64 @@ def layer_breakdown(be, model, opt, x1, x2, y, warmup: int, timed: int) -> list[
         f = 1e3 * statistics.median(fwd[n][warmup:]) if fwd[n] else 0.0
         b = 1e3 * statistics.median(bwd[n][warmup:]) if bwd[n] else 0.0
         rows.append({"layer": n, "forward_ms": round(f, 2), "backward_ms": round(b, 2)})
+    return rows
+
+
+def conv_paths(model) -> dict:
+    """Each conv layer's path in the last step: "fft", "im2col" or "convpool" (the images'
+    block as one conv-and-pool product, layers.ConvPool2D)."""
+    from tinysiamese.layers import ConvPool2D
+
+    return {n: "convpool" if isinstance(l, ConvPool2D) else "fft" if l.fft else "im2col"
+            for n, l in model.encoder if hasattr(l, "fft")}
+
+
+def group_layer_breakdown(be, model, opt, train_step, warmup: int, timed: int) -> list[dict]:
+    """Median forward and backward milliseconds of every layer inside the real group step
+    (``train_step``): each layer's forward and backward, the join's pair form and the
+    optimiser's step are timed as the step calls them; "loss, average" is the rest."""
+    sync = tinysiamese_sync(be)
+    names = [n for n, _ in model.encoder] + ["join"]
+    times = {(n, d): [] for n in names + ["optimizer"] for d in ("forward", "backward")}
+
+    def wrap(obj, attr, key):
+        fn = getattr(obj, attr)
+
+        def call(*args, **kwargs):
+            sync()
+            t = clock()
+            out = fn(*args, **kwargs)
+            sync()
+            times[key].append(clock() - t)
+            return out
+
+        setattr(obj, attr, call)  # an instance attribute: the class is left alone
+        return lambda: delattr(obj, attr)
+
+    undo = [wrap(layer, d, (name, d)) for name, layer in model.encoder
+            for d in ("forward", "backward")]
+    undo += [wrap(model.join, "forward_pairs", ("join", "forward")),
+             wrap(model.join, "backward_pairs", ("join", "backward")),
+             wrap(opt, "step", ("optimizer", "backward"))]
+    totals = []
+    try:
+        for _ in range(warmup + timed):
+            sync()
+            t = clock()
+            train_step()
+            sync()
+            totals.append(clock() - t)
+    finally:
+        for u in undo:
+            u()
+    med = lambda v: 1e3 * statistics.median(v[warmup:]) if v[warmup:] else 0.0  # noqa: E731
+    rows = [{"layer": n, "forward_ms": round(med(times[(n, "forward")]), 2),
+             "backward_ms": round(med(times[(n, "backward")]), 2)} for n in names]
+    rows.append({"layer": "optimizer", "forward_ms": 0.0,
+                 "backward_ms": round(med(times[("optimizer", "backward")]), 2)})
+    parts = sum(r["forward_ms"] + r["backward_ms"] for r in rows)
+    rows.append({"layer": "loss, average", "forward_ms": 0.0,
+                 "backward_ms": round(max(0.0, med(totals) - parts), 2)})
     return rows
 
 
@@ -492,7 +551,7 @@ def torch_group_steps(model, cfg, batch, one_shot_weight, threads, device) -> di
 
 
 def run_group_row(preset: str, backend_name: str, threads: int, use_torch: bool,
-                  warmup: int | None, timed: int | None) -> dict:
+                  warmup: int | None, timed: int | None, layers: bool = False) -> dict:
     """One row of --step group: tinysiamese's group step, then PyTorch's, timed in turns."""
     w0, t0 = STEPS.get(preset, (1, 3))
     warmup = w0 if warmup is None else warmup
@@ -509,8 +568,7 @@ def run_group_row(preset: str, backend_name: str, threads: int, use_torch: bool,
            "clock": "cpu" if clock is CLOCK["cpu"] else "wall", "turns": TURNS,
            "conv_paths": None}
     row["loss_start"] = float(train_step())  # the first step, from the initial weights
-    row["conv_paths"] = {n: "fft" if l.fft else "im2col" for n, l in model.encoder
-                         if hasattr(l, "fft")}
+    row["conv_paths"] = conv_paths(model)
     sync()
     row["peak_mb"] = peak_mb()
     if be.name == "cupy":
@@ -538,6 +596,8 @@ def run_group_row(preset: str, backend_name: str, threads: int, use_torch: bool,
     row["ratio"] = row["images_per_s"] / tp if tp else None
     row["ratio_cl"] = row["images_per_s"] / tpc if tpc else None
     row["machine"] = machine_info(threads)
+    if layers:  # after the timed turns, so that the wrappers' syncs never slow those
+        row["layers"] = group_layer_breakdown(be, model, opt, train_step, 1, max(1, timed))
     return row
 
 
@@ -634,8 +694,10 @@ def print_group_table(rows: list[dict], out=sys.stdout) -> None:
 
 def print_layers(row: dict, out=sys.stdout) -> None:
     total = sum(l["forward_ms"] + l["backward_ms"] for l in row["layers"])
-    print(f"\nper-layer ms, {row['preset']} batch {row['batch']} pairs "
-          f"({2 * row['batch']} images), median of the timed steps:", file=out)
+    what = (f"group batch of {row['images']} images ({row['pairs']} pairs)"
+            if row.get("step") == "group" else
+            f"batch {row['batch']} pairs ({2 * row['batch']} images)")
+    print(f"\nper-layer ms, {row['preset']} {what}, median of the timed steps:", file=out)
     print(f"{'layer':<11}{'forward':>9}{'backward':>10}{'share':>7}", file=out)
     for l in row["layers"]:
         share = 100 * (l["forward_ms"] + l["backward_ms"]) / total if total else 0
@@ -684,7 +746,8 @@ def main(argv=None) -> int:
     ap.add_argument("--products", choices=["ours", "blas"], default="ours",
                     help="who shares a product over the threads: tinysiamese's threads, with "
                          "BLAS on one (default, as `tinysiamese train` runs), or BLAS's own")
-    ap.add_argument("--layers", action="store_true", help="per-layer forward/backward times")
+    ap.add_argument("--layers", action="store_true", help="per-layer forward/backward times (after the timed "
+                    "turns; --step group: each layer timed inside the real step)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--warmup", type=int, help="warm-up steps (default: per preset)")
     ap.add_argument("--steps", type=int, help="timed steps (default: per preset)")
@@ -714,15 +777,13 @@ def main(argv=None) -> int:
     group = args.step == "group"
     if group and args.batch:
         ap.error("--step group takes no --batch: a group batch is the preset's (64 images)")
-    if group and args.layers:
-        ap.error("--layers times independent pairs only (--step pairs)")
     if args.preset or args.batch:
         if not (args.preset and (args.batch or group)):
             ap.error("--preset and --batch go together (one row)")
         tuned = tune_malloc() if args.tune_malloc else False
         if group:
             row = run_group_row(args.preset, args.backend, args.threads, not args.no_torch,
-                                args.warmup, args.steps)
+                                args.warmup, args.steps, args.layers)
         else:
             row = run_row(args.preset, args.batch, args.backend, args.threads,
                           not args.no_torch, args.layers, args.warmup, args.steps)

@@ -54,6 +54,23 @@ def test_layer_breakdown_covers_every_layer_without_torch(bench):
     assert torch_was_loaded or "torch" not in sys.modules, "--no-torch imported torch"
 
 
+def test_group_step_breakdown_times_every_layer_inside_the_step(bench):
+    row = bench.run_group_row("tiny", "numpy", 1, use_torch=False, warmup=0, timed=2,
+                              layers=True)
+    names = [l["layer"] for l in row["layers"]]
+    assert names == ["conv1", "relu1", "conv2", "pool2", "relu2", "conv3", "relu3", "flatten",
+                     "dense1", "sigmoid1", "join", "optimizer", "loss, average"], names
+    assert row["conv_paths"] == {"conv1": "convpool", "conv2": "im2col", "conv3": "im2col"}
+    by = {l["layer"]: l for l in row["layers"]}
+    assert by["conv1"]["forward_ms"] > 0 and by["conv1"]["backward_ms"] > 0
+    assert by["join"]["forward_ms"] > 0 and by["optimizer"]["backward_ms"] > 0
+    # the wrappers are gone afterwards: the layers' own methods again
+    assert all("forward" not in vars(l) for _, l in bench.tinysiamese_setup("tiny", "numpy")[2].encoder)
+    out = io.StringIO()
+    bench.print_layers(row, out=out)
+    assert "group batch of 64 images (2016 pairs)" in out.getvalue(), out.getvalue()
+
+
 def test_table_prints_rows_with_and_without_torch(bench):
     rows = [
         {"preset": "small", "batch": 32, "pairs_per_s": 100.0, "eval_pairs_per_s": 300.0,
@@ -78,7 +95,7 @@ def test_group_step_row_json_from_the_command_line():
     assert (row["step"], row["images"], row["pairs"]) == ("group", 64, 2016), row
     assert row["images_per_s"] > 0, f"group step throughput {row['images_per_s']}"
     assert row["torch_images_per_s"] is None and row["ratio"] is None, "--no-torch ran torch"
-    assert row["conv_paths"] == {"conv1": "im2col", "conv2": "im2col", "conv3": "im2col"}
+    assert row["conv_paths"] == {"conv1": "convpool", "conv2": "im2col", "conv3": "im2col"}
 
 
 def test_block_turns_run_each_step_in_a_row_there_and_back(bench, monkeypatch):
