@@ -245,10 +245,9 @@ def layer_breakdown(be, model, opt, x1, x2, y, warmup: int, timed: int) -> list[
 
 def conv_paths(model) -> dict:
     """Each conv layer's path in the last step: "fft", "im2col" or "convpool" (the images'
-    block as one conv-and-pool product, layers.ConvPool2D)."""
-    from tinysiamese.layers import ConvPool2D
-
-    return {n: "convpool" if isinstance(l, ConvPool2D) else "fft" if l.fft else "im2col"
+    block as one conv-and-pool product, layers.ConvPool2D). By the class's name, so that
+    this script also times a checkout from before ConvPool2D (PYTHONPATH=...)."""
+    return {n: "convpool" if type(l).__name__ == "ConvPool2D" else "fft" if l.fft else "im2col"
             for n, l in model.encoder if hasattr(l, "fft")}
 
 
