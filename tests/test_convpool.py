@@ -145,3 +145,15 @@ def test_the_patches_and_the_shifted_kernels():
     G = rng.standard_normal((3 * 4, 2 * 16))
     lhs = np.sum(convpool.shifted_kernels(np, W, size) * G)
     assert lhs == pytest.approx(np.sum(W * convpool.fold_shifted(np, G, W.shape, size)), rel=1e-12)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small", "koch"])
+def test_the_images_block_never_takes_the_fourier_path(preset):
+    # why auto may fuse it for good: with one input channel im2col wins at any batch
+    from tinysiamese.config import PRESETS
+    from tinysiamese.layers import use_fft
+
+    network = PRESETS[preset].network
+    F, K = network.conv[0]
+    S = network.image_size
+    assert not any(use_fft(N, 1, F, K, S, S) for N in (1, 64, 4096, 10**7))

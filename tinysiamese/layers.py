@@ -186,10 +186,10 @@ class ConvPool2D:
     The conv's outputs are computed grouped by pool window offset, s*s planes from one
     product with the kernels shifted to each offset (``convpool``), and pooled while they
     are in the cache: the conv's full-size output and its full-size gradient are never
-    made. It pays where that output is the cost, a thin product on one input channel
-    (small's conv1 + pool1, training step, 2 threads: 16.5 -> 11 ms); with many input
-    channels the shifted kernels' extra products ((K + s - 1)^2 / K^2) cost more than it
-    saves, so ``SiameseNet`` uses it for the first block only.
+    made. It pays most where that output is the cost, a thin product on one input channel
+    (small's conv1 + pool1 in the training step, 2 threads: 15.2 -> 9.2 ms), for
+    (K + s - 1)^2 / K^2 times the multiply-adds; ``SiameseNet`` uses it for the images'
+    block, which never takes the Fourier path (see ``convpool``).
     cache: (patches, arg, chunks, x.shape, size, workers). backward: dW = fold(dY ·
     patchesᵀ), db = sum of dy, dx = fold of the patches' gradients (``input_grad``).
     """

@@ -33,9 +33,10 @@ class SiameseNet:
             # conv1's input is the images: nothing needs their gradient (input_grad=False)
             kwargs = dict(backend=backend, rng=rng, init=init, input_grad=i > 1)
             if pooled and C == 1 and network.conv_method == "auto":
-                # The images' block: one input channel, so its conv is a thin product and
-                # its output the biggest array of the net; ConvPool2D pools each chunk of
-                # it in the cache instead (the same weights, drawn alike, as "conv1").
+                # The images' block: one input channel, so its conv is a thin product, its
+                # output the biggest array of the net, and never on the Fourier path;
+                # ConvPool2D pools each chunk of it in the cache instead (the same
+                # weights, drawn alike, as "conv1").
                 # conv_method "im2col" or "fft" keeps Conv2D and MaxPool2D, one path each.
                 layers.append((f"conv{i}", ConvPool2D(C, F, K, 2, **kwargs)))
             else:

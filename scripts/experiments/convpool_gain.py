@@ -5,10 +5,11 @@ For each conv block of the presets that a 2 x 2 pool follows, at the batch the t
 step gives it, the forward and backward of the two ways with the same weights: Conv2D on
 the im2col path then MaxPool2D (the reference), and ConvPool2D (``tinysiamese.convpool``:
 the kernels shifted to each window offset, one product, pooled in the cache). The first
-block has one input channel (the images); the others show why ``SiameseNet`` fuses that
-one only: with many input channels the shifted kernels' extra products ((K + 1)^2 / K^2)
-cost more than the passes over memory they save. Threads as ``tinysiamese train`` hands
-them over (``threads.products_on_our_threads``, before NumPy loads).
+block has one input channel (the images) and a thin product, where the passes over
+memory it saves are most of the cost; with more input channels the shifted kernels' extra
+products ((K + 1)^2 / K^2) take more of the gain (small's conv2 and conv3 take the Fourier
+path in the training step, faster than either way here). Threads as ``tinysiamese
+train`` hands them over (``threads.products_on_our_threads``, before NumPy loads).
 
     python scripts/experiments/convpool_gain.py --threads 2
 """
