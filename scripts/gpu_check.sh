@@ -11,6 +11,8 @@
 #      Fourier path's CuPy arithmetic is covered by the GPU-marked tests of step 1
 #      (tests/test_fftconv.py), its speed there by nothing yet. use_fft's crossover
 #      was fitted on a CPU; whether it holds on a GPU is what these rows will say.
+#      The images' block runs as one conv-and-pool product on auto (layers.ConvPool2D,
+#      also CPU-only so far): its CuPy arithmetic is in step 1 (tests/test_convpool.py).
 #
 # and a short table of results, printed last. Usage, from anywhere:
 #
