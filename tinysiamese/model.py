@@ -32,20 +32,19 @@ class SiameseNet:
             pooled = i < len(network.conv)
             # conv1's input is the images: nothing needs their gradient (input_grad=False)
             kwargs = dict(backend=backend, rng=rng, init=init, input_grad=i > 1)
+            # Max-pool and ReLU commute exactly, max(max(a, 0), max(b, 0)) = max(max(a, b), 0),
+            # so the pool goes first and the ReLU runs on a quarter of the values. Gradients
+            # are the same bit for bit: a window whose max is <= 0 gets none either way.
             if pooled and C == 1 and network.conv_method == "auto":
                 # The images' block: one input channel, so its conv is a thin product, its
                 # output the biggest array of the net, and never on the Fourier path;
                 # ConvPool2D pools each chunk of it in the cache instead (the same
-                # weights, drawn alike, as "conv1").
-                # conv_method "im2col" or "fft" keeps Conv2D and MaxPool2D, one path each.
+                # weights, drawn alike, as "conv1"). conv_method "im2col" or "fft" keeps
+                # Conv2D and MaxPool2D, every conv on that one path.
                 layers.append((f"conv{i}", ConvPool2D(C, F, K, 2, **kwargs)))
             else:
                 layers.append((f"conv{i}", Conv2D(C, F, K, method=network.conv_method,
                                                   **kwargs)))
-                # Max-pool and ReLU commute exactly, max(max(a, 0), max(b, 0)) =
-                # max(max(a, b), 0), so the pool goes first and the ReLU runs on a quarter
-                # of the values. Gradients are the same bit for bit: a window whose max is
-                # <= 0 gets none either way.
                 if pooled:
                     layers.append((f"pool{i}", MaxPool2D(2, backend=backend)))
             layers.append((f"relu{i}", ReLU(backend=backend)))
