@@ -7,8 +7,8 @@
 
 For each convolution it times forward + backward (the layer's whole cost in a training step)
 through ``ops.conv2d_*`` (im2col + GEMM) and ``fftconv.conv2d_fft_*``, alternating the two,
-and prints the median milliseconds, the ratio and what ``layers.use_fft`` picks. The
-crossover stated in ``layers.use_fft`` and docs/benchmarks.md comes from this script.
+and prints the median milliseconds, the ratio and what ``fftconv.use_fft`` picks. The
+crossover stated in ``fftconv.use_fft`` and docs/benchmarks.md comes from this script.
 Freed memory is kept, as `tinysiamese train` does.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from tinysiamese import fftconv, ops
-from tinysiamese.layers import use_fft
+from tinysiamese.fftconv import use_fft
 from tinysiamese.backend import keep_freed_memory
 from tinysiamese.config import PRESETS, encoder_shapes
 

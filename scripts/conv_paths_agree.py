@@ -10,7 +10,7 @@
    network's ``conv_method`` "im2col" (every conv on the reference path, each conv then
    its pool), "fft" (every conv through the Fourier domain) and "auto" (the images'
    block as one conv-and-pool product, ``layers.ConvPool2D``, and the Fourier path where
-   ``layers.use_fft`` picks it). Prints the losses at every step and their largest
+   ``fftconv.use_fft`` picks it). Prints the losses at every step and their largest
    relative gaps to im2col's, beside the gap to im2col in smaller chunks (dW summed in
    another order): the size of float32 noise along a trajectory.
 2. With ``--data``: the shipped model (tinysiamese/pretrained) scored on the 400 20-way

@@ -151,7 +151,7 @@ def test_the_patches_and_the_shifted_kernels():
 def test_the_images_block_never_takes_the_fourier_path(preset):
     # why auto may fuse it for good: with one input channel im2col wins at any batch
     from tinysiamese.config import PRESETS
-    from tinysiamese.layers import use_fft
+    from tinysiamese.fftconv import use_fft
 
     network = PRESETS[preset].network
     F, K = network.conv[0]

@@ -6,7 +6,8 @@ import pytest
 from reference import conv2d_backward_loop, conv2d_forward_loop, rel_err
 from tinysiamese import fftconv, ops
 from tinysiamese.gradcheck import check_layer
-from tinysiamese.layers import Conv2D, ConvPool2D, use_fft
+from tinysiamese.fftconv import use_fft
+from tinysiamese.layers import Conv2D, ConvPool2D
 from tinysiamese.backend import get_backend
 from tinysiamese.config import PRESETS, encoder_shapes
 

@@ -39,9 +39,7 @@ class NetworkConfig:
     conv: tuple = ((64, 10), (128, 7), (128, 4), (256, 4))
     dense: int = 4096
     init: str = "paper"
-    # im2col or fft: every conv on that path; auto: the cheaper by layers.use_fft, and the
-    # images' block (one input channel) as one conv-and-pool product (layers.ConvPool2D)
-    conv_method: str = "auto"
+    conv_method: str = "auto"  # im2col or fft: every conv; auto: see SiameseNet, use_fft
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ a thin, memory-bound product pays easily: forward + backward of small's conv1 an
 13.6 -> 8.8 ms on 2 threads, koch's 197 -> 110 ms (``scripts/experiments/convpool_gain.py``).
 With more input channels the gain shrinks (small's conv3 on im2col: 1.0-1.1x), and the
 presets' other pooled blocks take the Fourier path, faster than either; so ``SiameseNet``
-fuses the images' block only, the one block that never takes it (``layers.use_fft``).
+fuses the images' block only, the one block that never takes it (``fftconv.use_fft``).
 
 Backward, with dY the pooled gradient routed to each window's arg-max plane (zero in the
 other planes) and ``fold`` the sum of the shifted kernels' gradients back onto W:

@@ -2,7 +2,7 @@
 ``ops.conv2d_*``, with fewer multiplications for big kernels on many channels.
 
 im2col (``ops.conv2d_forward``) is the readable reference and the exercises' path; this
-module is the fast path (``layers.Conv2D`` picks it by size, see ``layers.use_fft``). Both
+module is the fast path (``layers.Conv2D`` picks it by size, see ``use_fft``). Both
 take the array module ``xp`` (NumPy or CuPy) and keep the input's float dtype (float32 ->
 complex64, float64 -> complex128), so float64 gradient checks run here too.
 
@@ -38,6 +38,7 @@ from .threads import SERIAL, piece_count
 
 FFT_CHUNK_BYTES = 256 * 2**20  # a chunk's spectra: big products, bounded memory
 SLAB_BYTES = 2**19  # a slab of one transform's spectra stays in a core's cache (L2)
+FFT_COST = 1.5  # measured, see use_fft
 
 
 def fft_grid(Hi: int, Wi: int) -> tuple[int, int]:
@@ -54,6 +55,29 @@ def dft_madds(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> int:
     G2r = G2 // 2 + 1
     both = lambda h, w: 2 * (2 * h * w * G2r + 4 * G1 * h * G2r)  # noqa: E731 (there, back)
     return N * C * both(Hi, Wi) + N * F * both(Hi - K + 1, Wi - K + 1) + F * C * both(K, K)
+
+
+def use_fft(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> bool:
+    """Whether ``method="auto"`` takes the Fourier path: x (N, C, Hi, Wi), W (F, C, K, K).
+
+    A count of the multiply-adds of forward + backward on each path:
+      im2col:  3 N C F K² Ho Wo        three real GEMMs (y, dW, dx)
+      Fourier: 3 N C F Q · 4           three complex products, Q = Hi (Wi // 2 + 1)
+             + the DFTs by matrices    of x, W, y, dy, dx and dW (``dft_madds``)
+    and the Fourier path when FFT_COST times its count is the smaller. FFT_COST = 1.5,
+    what a Fourier multiply-add costs in GEMM ones (small complex products, transposes),
+    was fitted to ``scripts/conv_crossover.py`` (docs/benchmarks.md, "The crossover"): it
+    picks the faster path for seven of the eight convs of small and koch (conv1, with one
+    input channel, stays on im2col). Small's conv4 on 4 x 4 maps stays on im2col too,
+    though the Fourier path has become 13% faster there (2.3 against 2.7 ms): its count
+    ties with the tiny preset's conv3, and the tiny preset's convs must stay on im2col at
+    any N, which tests/test_golden.py needs (it pins tiny runs bit for bit).
+    """
+    Ho, Wo = Hi - K + 1, Wi - K + 1
+    direct = 3 * N * C * F * K * K * Ho * Wo
+    Q = Hi * (Wi // 2 + 1)
+    spectral = 12 * N * C * F * Q + dft_madds(N, C, F, K, Hi, Wi)
+    return FFT_COST * spectral < direct
 
 
 def dft_matrices(xp, G1: int, G2: int, h: int, w: int, dtype, conj: bool = False,

@@ -25,7 +25,6 @@ from .threads import SERIAL
 
 INITS = ("paper", "fan_in")
 CONV_METHODS = ("auto", "im2col", "fft")
-FFT_COST = 1.5  # measured, see use_fft
 
 
 def init_weight(rng: np.random.Generator, shape, fan_in: int, paper_std: float, init: str):
@@ -44,29 +43,6 @@ def init_bias(rng: np.random.Generator, shape, init: str):
     return np.zeros(shape)
 
 
-def use_fft(N: int, C: int, F: int, K: int, Hi: int, Wi: int) -> bool:
-    """Whether ``method="auto"`` takes the Fourier path: x (N, C, Hi, Wi), W (F, C, K, K).
-
-    A count of the multiply-adds of forward + backward on each path:
-      im2col:  3 N C F K² Ho Wo        three real GEMMs (y, dW, dx)
-      Fourier: 3 N C F Q · 4           three complex products, Q = Hi (Wi // 2 + 1)
-             + the DFTs by matrices    of x, W, y, dy, dx and dW (``fftconv.dft_madds``)
-    and the Fourier path when FFT_COST times its count is the smaller. FFT_COST = 1.5,
-    what a Fourier multiply-add costs in GEMM ones (small complex products, transposes),
-    was fitted to ``scripts/conv_crossover.py`` (docs/benchmarks.md, "The crossover"): it
-    picks the faster path for seven of the eight convs of small and koch (conv1, with one
-    input channel, stays on im2col). Small's conv4 on 4 x 4 maps stays on im2col too,
-    though the Fourier path has become 13% faster there (2.3 against 2.7 ms): its count
-    ties with the tiny preset's conv3, and the tiny preset's convs must stay on im2col at
-    any N, which tests/test_golden.py needs (it pins tiny runs bit for bit).
-    """
-    Ho, Wo = Hi - K + 1, Wi - K + 1
-    direct = 3 * N * C * F * K * K * Ho * Wo
-    Q = Hi * (Wi // 2 + 1)
-    spectral = 12 * N * C * F * Q + fftconv.dft_madds(N, C, F, K, Hi, Wi)
-    return FFT_COST * spectral < direct
-
-
 class Conv2D:
     """Valid, stride-1 convolution (cross-correlation).
 
@@ -75,9 +51,9 @@ class Conv2D:
     the input and the chunk bound (backward unfolds x again instead of keeping the im2col
     buffer); on the FFT path the spectra of the input and the weights.
     backward: dW = dY · colsᵀ, dx = col2im(Wᵀ · dY), db = sum of dY over (N, Ho, Wo).
-    ``method``: "im2col" (``ops.conv2d_*``, the reference), "fft" (``fftconv``, the
-    same result up to rounding) or "auto" (the default): FFT where :func:`use_fft` says
-    it is faster, decided at each forward from the input's size.
+    ``method``: "im2col" (``ops.conv2d_*``, the reference), "fft" (``fftconv``, the same
+    result up to rounding) or "auto" (the default): FFT where ``fftconv.use_fft`` says it
+    is faster, decided at each forward from the input's size.
     ``max_cols_bytes`` bounds the im2col buffer: the batch is done in chunks that fit
     (default: the backend's ``im2col_bytes``, small on a CPU, large on a GPU).
     ``input_grad=False`` (a first layer, whose input is the data): backward returns None
@@ -104,8 +80,8 @@ class Conv2D:
 
     def forward(self, x):
         W, b = self.params["W"], self.params["b"]
-        self.fft = self.method == "fft" or (
-            self.method == "auto" and use_fft(*x.shape[:2], W.shape[0], W.shape[-1], *x.shape[2:]))
+        self.fft = self.method == "fft" or (self.method == "auto" and fftconv.use_fft(
+            *x.shape[:2], W.shape[0], W.shape[-1], *x.shape[2:]))
         if self.fft:
             y, self.cache = fftconv.conv2d_fft_forward(self.xp, x, W, b, workers=self.workers,
                                                        memo=self.dft_matrices)
@@ -186,10 +162,9 @@ class ConvPool2D:
     The conv's outputs are computed grouped by pool window offset, s*s planes from one
     product with the kernels shifted to each offset (``convpool``), and pooled while they
     are in the cache: the conv's full-size output and its full-size gradient are never
-    made. It pays most where that output is the cost, a thin product on one input channel
-    (small's conv1 + pool1 in the training step, 2 threads: 15.2 -> 9.2 ms), for
-    (K + s - 1)^2 / K^2 times the multiply-adds; ``SiameseNet`` uses it for the images'
-    block, which never takes the Fourier path (see ``convpool``).
+    made, for (K + s - 1)^2 / K^2 times the multiply-adds. ``SiameseNet`` uses it for the
+    images' block: one input channel, a thin product, never on the Fourier path (small's
+    conv1 + pool1 in the training step, 2 threads: 15.2 -> 9.2 ms; see ``convpool``).
     cache: (patches, arg, chunks, x.shape, size, workers). backward: dW = fold(dY ·
     patchesᵀ), db = sum of dy, dx = fold of the patches' gradients (``input_grad``).
     """
