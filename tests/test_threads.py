@@ -238,6 +238,23 @@ def test_share_hands_whole_pieces_to_threads_with_plain_products():
         assert seen == [(0, n, True)]
 
 
+def test_share_sums_adds_the_ranges_sums_in_their_order():
+    # float32 sums whose order shows in the last bits: the result must not depend on
+    # which thread finished first, and must be the sum in range order
+    parts = np.float32([1e8, 1.0, -1e8, 3.0, 0.5, 7.0, 2.5])
+
+    def piece(first, stop, matmul):
+        if first == 0:
+            time.sleep(0.01)  # the first range finishes last
+        return parts[first:stop].sum(keepdims=True), np.float64(stop - first)
+
+    for workers in (Workers(3, products=True), Workers(1)):
+        total, count = workers.share_sums(piece, 7)
+        ranges = [(0, 2), (2, 4), (4, 7)] if workers.threads > 1 else [(0, 7)]
+        want = sum(parts[i:j].sum(keepdims=True) for i, j in ranges)
+        assert total.tobytes() == want.tobytes() and count == 7
+
+
 @pytest.mark.parametrize("n, per_piece, threads, want", [
     (10, 4, 1, 3),    # as few as fit
     (10, 4, 2, 4),    # then a multiple of the threads

@@ -154,9 +154,7 @@ def conv_pool_backward(xp, dy, cache, W, need_dx=True):
     stack = shifted_kernels(xp, W, size) if need_dx else None
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Hp, Wp); free when dy is channel-major already
     dxt = xp.zeros((C, N, Hi, Wi), dtype=dy.dtype) if need_dx else None  # channel-major
-    sums = {}  # (G, db) summed over a range of chunks, by the range's first chunk
-
-    def backward_chunks(first, stop, matmul):
+    def backward_chunks(first, stop, matmul):  # -> (G, db) summed over its chunks
         G, db = xp.zeros((F * planes, C * S * S), dtype=dy.dtype), xp.zeros(F, dtype=dy.dtype)
         for s, e in chunks[first:stop]:
             m = (e - s) * Hp * Wp
@@ -169,12 +167,9 @@ def conv_pool_backward(xp, dy, cache, W, need_dx=True):
             db += d.sum(axis=1)
             if need_dx:  # a chunk adds into its own samples of dx only
                 _fold_patches(matmul(xp, stack.T, dY), dxt[:, s:e], S, size, Hp, Wp)
-        sums[first] = G, db
+        return G, db
 
-    workers.share(backward_chunks, len(chunks))
-    # added in a fixed order, so that a run gives the same bits each time
-    G = sum(sums[first][0] for first in sorted(sums))
-    db = sum(sums[first][1] for first in sorted(sums))
+    G, db = workers.share_sums(backward_chunks, len(chunks))  # in a fixed order
     dx = dxt.transpose(1, 0, 2, 3) if need_dx else None
     return dx, fold_shifted(xp, G, W.shape, size), db
 

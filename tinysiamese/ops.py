@@ -315,9 +315,8 @@ def conv2d_backward(xp, dy, cache, W, need_dx=True):
     dyt = dy.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo); free when dy is channel-major already
     dxt = xp.zeros((C, N, Hi, Wi), dtype=x.dtype) if need_dx else None  # channel-major
     chunks = conv_chunks(x.shape, K, max_cols_bytes, x.dtype.itemsize, workers.pieces)
-    sums = {}  # (dW2, db) summed over a range of chunks, by the range's first chunk
 
-    def backward_chunks(first, stop, matmul):
+    def backward_chunks(first, stop, matmul):  # -> (dW2, db) summed over its chunks
         dW2, db = xp.zeros_like(W2), xp.zeros(F, dtype=dy.dtype)
         for s, e in chunks[first:stop]:
             dy2 = dyt[:, s:e].reshape(F, (e - s) * Ho * Wo)
@@ -325,10 +324,7 @@ def conv2d_backward(xp, dy, cache, W, need_dx=True):
             db += dyt[:, s:e].sum(axis=(1, 2, 3))
             if need_dx:  # a chunk adds into its own samples of dx only
                 col2im_add(xp, matmul(xp, W2.T, dy2), dxt[:, s:e], K)
-        sums[first] = dW2, db
+        return dW2, db
 
-    workers.share(backward_chunks, len(chunks))
-    # added in a fixed order, so that a run gives the same bits each time
-    dW2 = sum(sums[first][0] for first in sorted(sums))
-    db = sum(sums[first][1] for first in sorted(sums))
+    dW2, db = workers.share_sums(backward_chunks, len(chunks))  # in a fixed order
     return (dxt.transpose(1, 0, 2, 3) if need_dx else None), dW2.reshape(W.shape), db

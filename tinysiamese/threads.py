@@ -174,6 +174,17 @@ class Workers:
         else:
             fn(0, n, self.matmul)
 
+    def share_sums(self, fn, n: int) -> tuple:
+        """``share`` for pieces whose work is sums: fn(first, stop, matmul) returns a tuple
+        of arrays summed over its range (a convolution's dW and db over its chunks) ->
+        those tuples added up, in the ranges' order, so that a run gives the same bits
+        whichever thread finishes first."""
+        sums = {}  # by the range's first piece
+        self.share(lambda first, stop, matmul: sums.__setitem__(first, fn(first, stop, matmul)),
+                   n)
+        ranges = [sums[first] for first in sorted(sums)]
+        return tuple(sum(parts) for parts in zip(*ranges))
+
     def __repr__(self) -> str:
         return f"Workers({self.threads}{', products' if self.products else ''})"
 
