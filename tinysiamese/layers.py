@@ -43,6 +43,14 @@ def init_bias(rng: np.random.Generator, shape, init: str):
     return np.zeros(shape)
 
 
+def _with_params(layer, backend, **host) -> None:
+    """A layer's params: ``host`` (name -> host array; the caller draws them in order, so
+    one seed gives one net) moved to the backend, and its grads, zeros alike."""
+    layer.xp = backend.xp
+    layer.params = {k: backend.asarray(v) for k, v in host.items()}
+    layer.grads = {k: layer.xp.zeros_like(v) for k, v in layer.params.items()}
+
+
 class Conv2D:
     """Valid, stride-1 convolution (cross-correlation).
 
@@ -66,15 +74,11 @@ class Conv2D:
         if method not in CONV_METHODS:
             raise ValueError(f"unknown conv method {method!r}: choose one of "
                              f"{', '.join(CONV_METHODS)}")
-        self.xp = backend.xp
+        _with_params(self, backend, W=init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init),
+                     b=init_bias(rng, (F,), init))
         self.method, self.input_grad = method, input_grad
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
         self.workers = backend.workers  # threads for the products and the Fourier slabs
-        self.params = {
-            "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
-            "b": backend.asarray(init_bias(rng, (F,), init)),
-        }
-        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
         self.cache, self.fft = None, False
         self.dft_matrices = {}  # the Fourier path's DFT matrices, made once per size
 
@@ -172,14 +176,11 @@ class ConvPool2D:
     def __init__(self, in_channels, out_channels, kernel_size, size=2, *, backend, rng,
                  init="paper", max_cols_bytes=None, input_grad=True):
         C, F, K = in_channels, out_channels, kernel_size
-        self.xp, self.size, self.input_grad = backend.xp, size, input_grad
+        _with_params(self, backend, W=init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init),
+                     b=init_bias(rng, (F,), init))  # drawn as Conv2D draws them
+        self.size, self.input_grad = size, input_grad
         self.max_cols_bytes = max_cols_bytes or backend.im2col_bytes
         self.workers = backend.workers
-        self.params = {
-            "W": backend.asarray(init_weight(rng, (F, C, K, K), C * K * K, 1e-2, init)),
-            "b": backend.asarray(init_bias(rng, (F,), init)),
-        }
-        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
         self.cache, self.fft = None, False  # fft: the conv's path, as Conv2D reports it
 
     def forward(self, x):
@@ -202,13 +203,9 @@ class Dense:
     """
 
     def __init__(self, in_features, out_features, *, backend, rng, init="paper"):
-        self.xp = backend.xp
-        self.params = {
-            "W": backend.asarray(init_weight(rng, (in_features, out_features), in_features,
-                                             2e-1, init)),
-            "b": backend.asarray(init_bias(rng, (out_features,), init)),
-        }
-        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
+        _with_params(self, backend, W=init_weight(rng, (in_features, out_features),
+                                                  in_features, 2e-1, init),
+                     b=init_bias(rng, (out_features,), init))
         self.cache, self.workers = None, backend.workers
 
     def forward(self, x):
@@ -306,12 +303,8 @@ class WeightedL1:
     """
 
     def __init__(self, features, *, backend, rng, init="paper"):
-        self.xp = backend.xp
-        self.params = {
-            "alpha": backend.asarray(init_weight(rng, (features,), features, 2e-1, init)),
-            "b": backend.asarray(init_bias(rng, (1,), init)),
-        }
-        self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
+        _with_params(self, backend, alpha=init_weight(rng, (features,), features, 2e-1, init),
+                     b=init_bias(rng, (1,), init))
         self.cache, self.workers = None, backend.workers
 
     def forward(self, h1, h2):
