@@ -76,11 +76,11 @@ def shipped_model(ckpt, method: str):
     return model
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--data", type=Path, help="Omniglot folder: also score the shipped model")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     runs = {m: losses(m, args.steps) for m in METHODS}
     # float32 noise for scale: im2col again, in 64 KB chunks, which sums dW in another order
     noise, _ = losses("im2col", args.steps, max_cols_bytes=2**16)

@@ -71,6 +71,25 @@ def test_group_step_breakdown_times_every_layer_inside_the_step(bench):
     assert "group batch of 64 images (2016 pairs)" in out.getvalue(), out.getvalue()
 
 
+@pytest.mark.parametrize("method", ["im2col", "fft"])
+def test_conv_builds_the_network_with_that_conv_method(bench, monkeypatch, method):
+    # --conv im2col or fft: every conv on that path, the images' block a Conv2D + pool
+    monkeypatch.setattr(bench, "CONV_METHOD", method)
+    model = bench.tinysiamese_setup("tiny", "numpy")[2]
+    assert [n for n, _ in model.encoder][:3] == ["conv1", "pool1", "relu1"]
+    assert {l.method for _, l in model.encoder if hasattr(l, "method")} == {method}
+    monkeypatch.setattr(bench, "CONV_METHOD", "auto")
+    assert bench.conv_paths(bench.tinysiamese_setup("tiny", "numpy")[2])["conv1"] == "convpool"
+
+
+def test_conv_paths_agree_prints_each_method_losses(capsys):
+    load_script("conv_paths_agree").main(["--steps", "1"])
+    out = capsys.readouterr().out
+    assert "auto put {'conv1': 'convpool', 'conv2': 'fft', 'conv3': 'fft', 'conv4': 'im2col'}" in out
+    assert "im2col loss      fft loss     auto loss" in out, out
+    assert "largest relative gap to im2col: fft " in out and ", auto " in out, out
+
+
 def test_table_prints_rows_with_and_without_torch(bench):
     rows = [
         {"preset": "small", "batch": 32, "pairs_per_s": 100.0, "eval_pairs_per_s": 300.0,
